@@ -1,0 +1,29 @@
+# ClusterFormer-Tiny on ImageNet-1K, §4.1.1: 100 centers, T=3, head dim 32;
+# 300 epochs, AdamW, lr 1e-3 with cosine annealing (after Swin's 20-epoch linear
+# warm-up), total batch 1024 (16 GPUs x 64), cross-entropy. The paper follows
+# mmcls' default Swin recipe, so everything else is inherited from it: the Swin
+# ImageNet augmentation (RandomResizedCrop 224, flip, RandAugment, random
+# erasing, Mixup 0.8 / CutMix 1.0) and its label-smoothed cross-entropy (0.1),
+# the soft-target form of cross-entropy that Mixup/CutMix need.
+_base_ = 'mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py'
+
+custom_imports = dict(imports=['mmcf'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='ClusterFormer',
+        arch='tiny',
+        num_centers=100,
+        num_iters=3,
+        head_dim=32,
+        out_indices=(3, ),
+        out_centers=True,
+        drop_path_rate=0.2),
+    # §3.3: a single-layer MLP (the stock LinearClsHead) on the cluster centers
+    neck=dict(_delete_=True, type='ClusterCenterNeck'),
+    head=dict(in_channels=768))
+
+# Swin's recipe: lr = 5e-4 * 1024 / 512 = 1e-3, as §4.1.1 states
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
+auto_scale_lr = dict(base_batch_size=1024)

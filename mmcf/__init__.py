@@ -1,0 +1,13 @@
+"""mmcf: ClusterFormer for OpenMMLab (mmpretrain, mmdet, mmsegmentation).
+
+Importing mmcf registers its modules and lets torch >= 2.6 load the
+checkpoints that OpenMMLab runners write (see :mod:`mmcf.utils.checkpoint`).
+"""
+from .utils.checkpoint import register_checkpoint_safe_globals
+from .version import __version__, version_info
+
+register_checkpoint_safe_globals()
+
+from . import models  # noqa: E402,F401  (registers the modules)
+
+__all__ = ['__version__', 'version_info', 'register_checkpoint_safe_globals']

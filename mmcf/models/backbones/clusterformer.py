@@ -1,0 +1,426 @@
+"""The ClusterFormer encoder (§3.2, §3.3; Eq. 3, 5, 6)."""
+from __future__ import annotations
+
+from copy import deepcopy
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.drop import build_dropout
+from mmcv.cnn.bricks.transformer import FFN, PatchEmbed, PatchMerging
+from mmengine.model import BaseModule, ModuleList
+from mmengine.model.weight_init import constant_init, trunc_normal_init
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..clustering import CenterInit, FeatureDispatch, RecurrentClustering
+
+RECORD_MODES = ('none', 'last', 'all')
+
+
+class ClusterBlock(BaseModule):
+    """One ClusterFormer block (Fig. 2a).
+
+    ::
+
+        x_n = LN(x)
+        C0  = CenterInit(x_n)                  # Eq. 5
+        C,M = RecurrentClustering(x_n, C0)     # Eq. 3, T iterations
+        x   = x + DropPath(Dispatch(x_n, C))   # Eq. 6
+        x   = x + DropPath(FFN(LN(x)))         # transformer FFN
+
+    ``with_clustering=False`` keeps ``C = C0`` (no center update) and
+    ``with_dispatch=False`` leaves the features untouched by the centers: the
+    two switches of Table 6a.
+    """
+
+    def __init__(self,
+                 dim: int,
+                 num_centers: int = 100,
+                 num_iters: int = 3,
+                 head_dim: int = 32,
+                 mlp_ratio: float = 4.,
+                 center_ffn_ratio: float = 0.25,
+                 dispatch_mlp_ratio: float = 0.25,
+                 center_update: str = 'recurrent',
+                 m_step: str = 'mean',
+                 dispatch_sim: str = 'cosine',
+                 with_clustering: bool = True,
+                 with_dispatch: bool = True,
+                 qkv_bias: bool = True,
+                 drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 norm_cfg: Optional[dict] = None,
+                 with_cp: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        norm_cfg = norm_cfg or dict(type='LN')
+        self.with_cp = with_cp
+        self.with_clustering = with_clustering
+        self.with_dispatch = with_dispatch
+        self.norm1 = build_norm_layer(norm_cfg, dim)[1]
+        self.center_init = CenterInit(dim, num_centers, center_ffn_ratio)
+        self.clustering = RecurrentClustering(
+            dim, head_dim=head_dim, num_iters=num_iters, update=center_update,
+            m_step=m_step, qkv_bias=qkv_bias) if with_clustering else None
+        self.dispatch = FeatureDispatch(
+            dim, dispatch_mlp_ratio, dispatch_sim) if with_dispatch else None
+        if with_dispatch and dispatch_sim == 'assignment' and not with_clustering:
+            raise ValueError("dispatch_sim='assignment' needs with_clustering=True")
+        drop_path = dict(type='DropPath', drop_prob=drop_path_rate)
+        self.drop_path = build_dropout(drop_path) if drop_path_rate > 0 else nn.Identity()
+        self.norm2 = build_norm_layer(norm_cfg, dim)[1]
+        self.ffn = FFN(
+            embed_dims=dim,
+            feedforward_channels=int(dim * mlp_ratio),
+            num_fcs=2,
+            ffn_drop=drop_rate,
+            dropout_layer=drop_path,
+            act_cfg=dict(type='GELU'),
+            add_identity=True)
+        self.record = 'last'
+        self.num_iters = num_iters
+        self.centers: Optional[torch.Tensor] = None
+        # EM iteration index -> head-averaged soft map (B, K, N)
+        self.assignments: Dict[int, torch.Tensor] = {}
+
+    def _forward(self, x: torch.Tensor, hw: Tuple[int, int]
+                 ) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor]]:
+        x_n = self.norm1(x)
+        centers = self.center_init(x_n, hw)
+        maps: List[torch.Tensor] = []
+        if self.clustering is not None:
+            centers, maps = self.clustering(x_n, centers, keep_all=self.record == 'all')
+        if self.dispatch is not None:
+            x = x + self.drop_path(self.dispatch(x_n, centers, maps[-1] if maps else None))
+        x = self.ffn(self.norm2(x), identity=x)
+        return x, centers, maps
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+        if self.with_cp and x.requires_grad:
+            x, centers, maps = cp.checkpoint(self._forward, x, hw, use_reentrant=False)
+        else:
+            x, centers, maps = self._forward(x, hw)
+        self.centers = centers
+        if self.record != 'none' and not self.training:
+            # head-averaged soft maps (B, K, N), detached: for explainability.
+            # Kept in eval mode only: a training batch would hold them for nothing.
+            first = self.num_iters - len(maps)  # 'last' keeps only T-1
+            self.assignments = {first + t: m.detach().mean(dim=1) for t, m in enumerate(maps)}
+        return x
+
+
+class ClusterStage(BaseModule):
+    """Optional 2x2 patch merging (stride x2) followed by ``depth`` blocks."""
+
+    def __init__(self,
+                 in_dim: int,
+                 dim: int,
+                 depth: int,
+                 downsample: bool,
+                 block_cfgs: Sequence[dict],
+                 norm_cfg: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        norm_cfg = norm_cfg or dict(type='LN')
+        self.downsample = PatchMerging(
+            in_channels=in_dim, out_channels=dim, norm_cfg=norm_cfg) if downsample else None
+        self.blocks = ModuleList([ClusterBlock(dim=dim, norm_cfg=norm_cfg, **cfg)
+                                  for cfg in block_cfgs])
+        assert len(self.blocks) == depth
+
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]
+                ) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        if self.downsample is not None:
+            x, hw = self.downsample(x, hw)
+            hw = tuple(hw)
+        for block in self.blocks:
+            x = block(x, hw)
+        return x, hw
+
+
+class ClusterFormer(BaseModule):
+    """ClusterFormer backbone: a universal vision encoder built on clustering.
+
+    Four hierarchical stages as in Swin (§3.3): a 4x4 patch embedding, then
+    2x2 patch merging before stages 2-4, strides 4/8/16/32. Every block runs
+    center initialisation (Eq. 5), recurrent cross-attention clustering
+    (Eq. 3) and feature dispatching (Eq. 6), see :class:`ClusterBlock`.
+
+    Any input size works: the patch embedding and each merging pad the map at
+    its bottom/right corner (like Swin), so a stage of stride ``s`` returns
+    ``ceil(H / s) x ceil(W / s)`` for an ``H x W`` input. Clustering is global
+    over the whole map (no windows), so no size needs to divide by 32.
+
+    Outputs: a tuple of NCHW maps for ``out_indices``, normed, exactly as
+    Swin returns them. With ``out_centers=True`` the last stage's cluster
+    centers ``(B, K, C)`` (normed) are appended as the last element.
+
+    Explainability: after a forward in eval mode, :meth:`assignment_maps`
+    returns each stage's cluster assignment maps (Fig. 3) without re-running
+    the model (``record_assignments``: 'last' keeps the last iteration of each
+    stage's last block, 'all' every block and iteration, 'none' nothing).
+
+    Args:
+        arch: a name from ``arch_zoo`` or a dict with ``embed_dims`` (int,
+            doubled every stage, or a list of 4) and ``depths``; it may also
+            set ``num_centers``, ``head_dim``, ``mlp_ratio``.
+        in_channels: input channels.
+        num_centers: K, centers per block (100 in §4.1.1).
+        num_iters: T, EM iterations per block (3, Table 6b).
+        head_dim: width of a clustering head (32, Table 6d).
+        center_update: 'recurrent' (Eq. 3), 'vanilla' (Eq. 1) or 'kmeans'
+            (Table 6c).
+        m_step: 'mean' (EM mean, default) or 'sum' (literal Eq. 3), see
+            :class:`~mmcf.models.clustering.RecurrentClustering`.
+        dispatch_sim: 'cosine' or 'assignment', see
+            :class:`~mmcf.models.clustering.FeatureDispatch`.
+        with_clustering / with_dispatch: Table 6a switches.
+        center_ffn_ratio / dispatch_mlp_ratio: hidden widths of the Eq. 5
+            FFN and the Eq. 6 MLP; the paper does not give them, and 0.25
+            puts tiny/small within 1.5% of Table 1's 27.85M / 48.71M.
+        out_indices: stages whose maps are returned.
+        out_centers: also return the last stage's centers.
+        drop_rate, drop_path_rate: FFN dropout and stochastic depth (linearly
+            increasing over blocks).
+        frozen_stages: freeze the patch embedding and stages ``< frozen_stages``
+            (-1: nothing frozen).
+        norm_eval: keep BatchNorm layers in eval mode while training.
+        with_cp: gradient checkpointing of each block.
+        record_assignments: 'none' | 'last' | 'all'.
+    """
+
+    arch_zoo: Dict[str, dict] = {
+        **dict.fromkeys(['t', 'tiny'], dict(embed_dims=96, depths=[2, 2, 6, 2])),
+        **dict.fromkeys(['s', 'small'], dict(embed_dims=96, depths=[2, 2, 18, 2])),
+        # a few-thousand-parameter model for tests and CPU demos
+        **dict.fromkeys(['test'], dict(embed_dims=32, depths=[1, 1, 2, 1],
+                                       num_centers=16, head_dim=16)),
+    }
+    num_stages = 4
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 in_channels: int = 3,
+                 num_centers: Optional[int] = None,
+                 num_iters: int = 3,
+                 head_dim: Optional[int] = None,
+                 mlp_ratio: Optional[float] = None,
+                 center_ffn_ratio: float = 0.25,
+                 dispatch_mlp_ratio: float = 0.25,
+                 center_update: str = 'recurrent',
+                 m_step: str = 'mean',
+                 dispatch_sim: str = 'cosine',
+                 with_clustering: bool = True,
+                 with_dispatch: bool = True,
+                 qkv_bias: bool = True,
+                 out_indices: Sequence[int] = (3, ),
+                 out_centers: bool = False,
+                 drop_rate: float = 0.,
+                 drop_path_rate: float = 0.1,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 norm_cfg: Optional[dict] = None,
+                 record_assignments: str = 'last',
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = self._parse_arch(arch)
+        dims = self.arch_settings['embed_dims']
+        depths = self.arch_settings['depths']
+        num_centers = num_centers or self.arch_settings.get('num_centers', 100)
+        head_dim = head_dim or self.arch_settings.get('head_dim', 32)
+        mlp_ratio = mlp_ratio or self.arch_settings.get('mlp_ratio', 4.)
+        norm_cfg = norm_cfg or dict(type='LN')
+
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        out_indices = [i + self.num_stages if i < 0 else i for i in out_indices]
+        for i in out_indices:
+            if not 0 <= i < self.num_stages:
+                raise ValueError(f'out_indices {i} is out of range 0..{self.num_stages - 1}')
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages must be in -1..{self.num_stages}, got {frozen_stages}')
+        for d in dims:
+            if d % head_dim:
+                raise ValueError(f'embed_dims {dims} must be multiples of head_dim {head_dim}')
+        if record_assignments not in RECORD_MODES:
+            raise ValueError(f'record_assignments must be one of {RECORD_MODES}')
+
+        self.in_channels = in_channels
+        self.embed_dims = dims
+        self.num_features = dims
+        self.num_centers = num_centers
+        self.num_iters = num_iters
+        self.head_dim = head_dim
+        self.out_indices = tuple(out_indices)
+        self.out_centers = out_centers
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+
+        self.patch_embed = PatchEmbed(
+            in_channels=in_channels, embed_dims=dims[0], conv_type='Conv2d',
+            kernel_size=4, stride=4, padding='corner', norm_cfg=norm_cfg)
+        self.drop_after_pos = nn.Dropout(p=drop_rate)
+
+        total = sum(depths)
+        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, total)]
+        block_common = dict(
+            num_centers=num_centers, num_iters=num_iters, head_dim=head_dim,
+            mlp_ratio=mlp_ratio, center_ffn_ratio=center_ffn_ratio,
+            dispatch_mlp_ratio=dispatch_mlp_ratio, center_update=center_update,
+            m_step=m_step, dispatch_sim=dispatch_sim,
+            with_clustering=with_clustering, with_dispatch=with_dispatch,
+            qkv_bias=qkv_bias, drop_rate=drop_rate, with_cp=with_cp)
+        self.stages = ModuleList()
+        start = 0
+        for i, depth in enumerate(depths):
+            cfgs = [dict(block_common, drop_path_rate=dpr[start + j]) for j in range(depth)]
+            start += depth
+            self.stages.append(ClusterStage(
+                in_dim=dims[i - 1] if i else dims[0], dim=dims[i], depth=depth,
+                downsample=i > 0, block_cfgs=cfgs, norm_cfg=norm_cfg))
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, dims[i])[1])
+        if out_centers:
+            self.norm_centers = build_norm_layer(norm_cfg, dims[-1])[1]
+        self.record_assignments = record_assignments
+        self._stage_hw: Optional[List[Tuple[int, int]]] = None
+        self._freeze_stages()
+
+    # ------------------------------------------------------------------ set-up
+    @classmethod
+    def _parse_arch(cls, arch: Union[str, dict]) -> dict:
+        if isinstance(arch, str):
+            key = arch.lower()
+            if key not in cls.arch_zoo:
+                raise KeyError(f'Unknown ClusterFormer arch {arch!r}; choose one of '
+                               f'{sorted(set(cls.arch_zoo))} or pass a dict with '
+                               "'embed_dims' and 'depths'")
+            settings = deepcopy(cls.arch_zoo[key])
+        elif isinstance(arch, dict):
+            missing = {'embed_dims', 'depths'} - set(arch)
+            if missing:
+                raise KeyError(f'Custom ClusterFormer arch misses keys {sorted(missing)}')
+            settings = deepcopy(arch)
+        else:
+            raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
+        dims = settings['embed_dims']
+        if isinstance(dims, int):
+            dims = [dims * 2 ** i for i in range(cls.num_stages)]
+        dims, depths = list(dims), list(settings['depths'])
+        if len(dims) != cls.num_stages or len(depths) != cls.num_stages:
+            raise ValueError(f'arch needs {cls.num_stages} embed_dims and depths, '
+                             f'got {dims} and {depths}')
+        if min(depths) < 1:
+            raise ValueError(f'every stage needs depth >= 1, got {depths}')
+        settings.update(embed_dims=dims, depths=depths)
+        return settings
+
+    @property
+    def record_assignments(self) -> str:
+        return self._record
+
+    @record_assignments.setter
+    def record_assignments(self, mode: str) -> None:
+        if mode not in RECORD_MODES:
+            raise ValueError(f'record_assignments must be one of {RECORD_MODES}, got {mode!r}')
+        self._record = mode
+        for i, stage in enumerate(self.stages):
+            for j, block in enumerate(stage.blocks):
+                last = j == len(stage.blocks) - 1
+                block.record = mode if (mode == 'all' or last) else 'none'
+                block.assignments = {}
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
+        if any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs):
+            return
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_init(m, std=.02, bias=0.)
+            elif isinstance(m, nn.LayerNorm):
+                constant_init(m, val=1.0, bias=0.)
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages >= 0:
+            self.patch_embed.eval()
+            for p in self.patch_embed.parameters():
+                p.requires_grad = False
+        for i in range(self.frozen_stages):
+            stage = self.stages[i]
+            stage.eval()
+            for p in stage.parameters():
+                p.requires_grad = False
+            if i in self.out_indices:
+                norm = getattr(self, f'norm{i}')
+                norm.eval()
+                for p in norm.parameters():
+                    p.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    # ----------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f'ClusterFormer expects (B, {self.in_channels}, H, W) images, got a tensor of '
+                f'shape {tuple(x.shape)}; convert grayscale/RGBA images to '
+                f'{self.in_channels} channels (e.g. LoadImageFromFile(color_type="color")) or '
+                f'set in_channels')
+        x, hw = self.patch_embed(x)
+        hw = tuple(hw)
+        x = self.drop_after_pos(x)
+        outs, hws = [], []
+        for i, stage in enumerate(self.stages):
+            x, hw = stage(x, hw)
+            hws.append(hw)
+            if i in self.out_indices:
+                out = getattr(self, f'norm{i}')(x)
+                outs.append(out.transpose(1, 2).reshape(x.shape[0], -1, *hw).contiguous())
+        self._stage_hw = hws
+        if self.out_centers:
+            outs.append(self.norm_centers(self.stages[-1].blocks[-1].centers))
+        return tuple(outs)
+
+    # --------------------------------------------------------- explainability
+    def assignment_maps(self, stage: int = -1, block: int = -1, iteration: int = -1,
+                        hard: bool = True) -> torch.Tensor:
+        """Cluster assignment maps of the last forward (Fig. 3).
+
+        Returns ``(B, H, W)`` center indices (``hard=True``, the arg-max over
+        K) or ``(B, K, H, W)`` soft maps, for the given stage, block and EM
+        iteration, with ``H x W`` that stage's feature size. Needs
+        ``record_assignments='all'`` for blocks other than a stage's last, or
+        for iterations other than the last.
+        """
+        stage_mod = self.stages[stage]
+        blk = stage_mod.blocks[block]
+        if not blk.assignments:
+            raise RuntimeError(
+                'No assignment map recorded for this block: run a forward first, with '
+                "record_assignments='last' (a stage's last block, last iteration) or 'all'")
+        it = iteration + self.num_iters if iteration < 0 else iteration
+        if it not in blk.assignments:
+            raise IndexError(f'iteration {iteration} not recorded; kept: {sorted(blk.assignments)} '
+                             f"of T={self.num_iters} (record_assignments='all' keeps every one)")
+        soft = blk.assignments[it]
+        hw = self.stage_shapes[stage if stage >= 0 else self.num_stages + stage]
+        soft = soft.reshape(soft.shape[0], soft.shape[1], *hw)
+        return soft.argmax(dim=1) if hard else soft
+
+    @property
+    def stage_shapes(self) -> List[Tuple[int, int]]:
+        """Feature sizes (H, W) of each stage in the last forward."""
+        if self._stage_hw is None:
+            raise RuntimeError('No forward has run yet')
+        return list(self._stage_hw)

@@ -1,0 +1,3 @@
+from .necks import ClusterCenterNeck
+
+__all__ = ['ClusterCenterNeck']

@@ -1,0 +1,122 @@
+"""Checkpoints load on torch >= 2.6 with safe loading still on."""
+import logging
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import mmcf  # noqa: F401  (registers the safe globals)
+from mmcf.models import ClusterFormer
+
+
+class Payload:
+    """An object that runs a command when unpickled."""
+
+    def __reduce__(self):
+        return (os.system, ('touch /tmp/mmcf_pwned',))
+
+
+def _runner_like_checkpoint():
+    from mmengine.logging import HistoryBuffer, MessageHub
+    hub = MessageHub.get_instance('mmcf-test-ckpt')
+    for v in (0.5, 0.25, 0.125):
+        hub.update_scalar('train/loss', v)
+    hub.update_info('iter', 3)
+    hub.update_info('np_scalar', np.float64(1.5))
+    state = hub.state_dict()
+    assert isinstance(state['log_scalars']['train/loss'], HistoryBuffer)
+    model = ClusterFormer('test')
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(1, 3, 32, 32))[0].sum().backward()
+    opt.step()
+    return dict(meta=dict(epoch=1, iter=3, seed=0, cfg='model = dict()',
+                          dataset_meta=dict(classes=('a', 'b')),
+                          np_array=np.arange(4, dtype=np.int64)),
+                state_dict=model.state_dict(), optimizer=opt.state_dict(),
+                message_hub=state)
+
+
+def test_runner_checkpoint_loads_with_weights_only(tmp_path):
+    path = tmp_path / 'ok.pth'
+    ckpt = _runner_like_checkpoint()
+    torch.save(ckpt, path)
+    loaded = torch.load(path, map_location='cpu', weights_only=True)
+    assert loaded['meta']['epoch'] == 1
+    hb = loaded['message_hub']['log_scalars']['train/loss']
+    assert hb.mean() == pytest.approx((0.5 + 0.25 + 0.125) / 3)
+    assert loaded['message_hub']['runtime_info']['np_scalar'] == 1.5
+    np.testing.assert_array_equal(loaded['meta']['np_array'], np.arange(4))
+    # and through mmengine, which calls torch.load without weights_only
+    from mmengine.runner import CheckpointLoader
+    assert CheckpointLoader.load_checkpoint(str(path), map_location='cpu')['meta']['iter'] == 3
+
+
+def test_tampered_checkpoint_is_refused(tmp_path):
+    marker = '/tmp/mmcf_pwned'
+    if os.path.exists(marker):
+        os.remove(marker)
+    path = tmp_path / 'evil.pth'
+    ckpt = _runner_like_checkpoint()
+    ckpt['meta']['hook'] = Payload()
+    torch.save(ckpt, path)
+    from mmengine.runner import load_checkpoint
+    with pytest.raises(pickle.UnpicklingError, match='Weights only load failed'):
+        load_checkpoint(ClusterFormer('test'), str(path), map_location='cpu')
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, map_location='cpu')
+    assert not os.path.exists(marker)
+
+
+def test_unlisted_class_is_refused(tmp_path):
+    path = tmp_path / 'other.pth'
+    torch.save({'state_dict': {}, 'obj': logging.Formatter()}, path)
+    with pytest.raises(pickle.UnpicklingError, match='Formatter'):
+        torch.load(path, map_location='cpu')
+
+
+def test_mismatched_checkpoint_names_the_keys(tmp_path):
+    from mmengine.logging import MMLogger
+    from mmengine.runner import load_checkpoint
+    path = tmp_path / 'small.pth'
+    torch.save({'state_dict': ClusterFormer('test').state_dict()}, path)
+    other = ClusterFormer(dict(embed_dims=16, depths=[1, 1, 1, 1]), head_dim=16, num_centers=4)
+    with pytest.raises(RuntimeError, match='size mismatch for patch_embed.projection.weight'):
+        load_checkpoint(other, str(path), strict=True)
+    # non-strict: the mismatched keys are skipped and named in the log
+    logger = MMLogger.get_instance('mmcf-ckpt-test')
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        load_checkpoint(other, str(path), strict=False, logger=logger)
+    finally:
+        logger.removeHandler(handler)
+    text = '\n'.join(r.getMessage() for r in records)
+    assert 'size mismatch for patch_embed.projection.weight' in text
+
+
+class GetattrPayload:
+    """Reaches for attributes through getattr, as HistoryBuffer's table does."""
+
+    def __init__(self, target, name):
+        self.target, self.name = target, name
+
+    def __reduce__(self):
+        return (getattr, (self.target, self.name))
+
+
+@pytest.mark.parametrize('target,name', [('hb', '__init__'), ('getattr', '__self__'),
+                                         ('ndarray', 'tofile')])
+def test_getattr_only_reaches_history_buffer_statistics(tmp_path, target, name):
+    from mmengine.logging import HistoryBuffer
+    obj = {'hb': HistoryBuffer, 'getattr': getattr, 'ndarray': np.ndarray}[target]
+    path = tmp_path / 'getattr.pth'
+    torch.save({'state_dict': {}, 'x': GetattrPayload(obj, name)}, path)
+    with pytest.raises(pickle.UnpicklingError, match='allows getattr only'):
+        torch.load(path, map_location='cpu')
+    # the statistics methods themselves load
+    torch.save({'m': GetattrPayload(HistoryBuffer, 'mean')}, path)
+    assert torch.load(path, map_location='cpu')['m'] is HistoryBuffer.mean
