@@ -7,6 +7,11 @@ for path in (ROOT, osp.join(ROOT, 'tests')):
         sys.path.insert(0, path)
 
 import pytest
+import torch
+
+# One thread per process: on the 2-core CI machines two threads per process
+# oversubscribe the cores and made the runner tests 3-4x slower.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope='session')

@@ -19,7 +19,8 @@ def load_make_shapes():
 def run(cmd, cwd=ROOT, timeout=600, check=True, env=None):
     """Run a command, returning (returncode, combined output); on failure with
     check=True the assertion shows the end of the output."""
-    full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
+    full_env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': '1',
+                'MKL_NUM_THREADS': '1', **(env or {})}
     proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, timeout=timeout, env=full_env)
     if check:

@@ -29,7 +29,7 @@ def parse_args(argv=None):
         'checkpoint in the work dir')
     parser.add_argument(
         '--amp', action='store_true',
-        help='mixed precision: fp16 with dynamic loss scale on CUDA, bf16 on the CPU')
+        help='mixed precision (fp16 with dynamic loss scale; needs CUDA)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate with the real batch size')
     parser.add_argument(
@@ -50,11 +50,11 @@ def build_config(args):
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
             raise ValueError(f'--amp needs an OptimWrapper, the config has {wrapper}')
+        if not torch.cuda.is_available():
+            raise RuntimeError('--amp needs a CUDA device: mmengine 0.10.7\'s AmpOptimWrapper '
+                               'refuses to run on the CPU')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        if torch.cuda.is_available():
-            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-        else:  # fp16 autocast needs CUDA; bf16 runs on the CPU
-            cfg.optim_wrapper.dtype = 'bfloat16'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise KeyError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
