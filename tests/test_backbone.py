@@ -176,3 +176,12 @@ def test_builds_from_each_library_registry(registry):
         model = reg.build(dict(type='ClusterFormer', arch='test', out_indices=(1, 2)))
     assert isinstance(model, ClusterFormer)
     assert [o.shape[1] for o in model(torch.randn(1, 3, 32, 32))] == [64, 128]
+
+
+def test_loads_pretrained_reads_dicts_and_lists():
+    from mmcf.models.utils import loads_pretrained
+    pre = dict(type='Pretrained', checkpoint='x.pth')
+    assert loads_pretrained(pre)
+    assert loads_pretrained([dict(type='TruncNormal', layer='Linear'), pre])
+    assert not loads_pretrained(None)
+    assert not loads_pretrained([dict(type='TruncNormal', layer='Linear')])

@@ -25,18 +25,7 @@ TINY = osp.join(CFG_DIR, 'clusterformer-tiny_8xb2-126k_ade20k-640x640.py')
 SMALL = osp.join(CFG_DIR, 'clusterformer-small_8xb2-126k_ade20k-640x640.py')
 UPERNET = osp.join(CFG_DIR, 'clusterformer-tiny_upernet_8xb2-160k_ade20k-512x512.py')
 
-# Tiny models are dominated by per-op overhead: one thread avoids OpenMP
-# spin-waits when the CPU is shared (2 threads on a busy 2-core machine ran
-# these tests 3-4x slower, single inferences up to 50x).
-ONE_THREAD = {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
-
-
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# One thread per process comes from tests/conftest.py and helpers.run.
 
 
 # what ClusterFormer('test', out_indices=(0, 1, 2, 3), out_centers=True)
@@ -386,7 +375,7 @@ def demo_checkpoint(shapes_root, tmp_path_factory):
                   *_demo_options(shapes_root, [
                       'train_cfg.max_iters=6', 'train_cfg.val_interval=6',
                       'train_dataloader.batch_size=4', 'default_hooks.logger.interval=2',
-                      'default_hooks.checkpoint.interval=6'])], env=ONE_THREAD)
+                      'default_hooks.checkpoint.interval=6'])])
     ckpt = osp.join(work, 'iter_6.pth')
     return ckpt, out
 

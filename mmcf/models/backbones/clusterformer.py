@@ -15,6 +15,7 @@ from mmengine.model.weight_init import constant_init, trunc_normal_init
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..clustering import CenterInit, FeatureDispatch, RecurrentClustering
+from ..utils import loads_pretrained
 
 RECORD_MODES = ('none', 'last', 'all')
 
@@ -335,8 +336,7 @@ class ClusterFormer(BaseModule):
 
     def init_weights(self) -> None:
         super().init_weights()
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
-        if any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs):
+        if loads_pretrained(self.init_cfg):
             return
         for m in self.modules():
             if isinstance(m, nn.Linear):

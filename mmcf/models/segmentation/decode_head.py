@@ -34,6 +34,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ..clustering import CenterInit, Mlp, RecurrentClustering
+from ..utils import loads_pretrained
 
 CENTER_INITS = ('encoder', 'free', 'feature')
 SIMILARITIES = ('dot', 'cosine')
@@ -315,7 +316,7 @@ class ClusterFormerHead(BaseDecodeHead):
 
     def init_weights(self) -> None:
         # the pixel decoder runs its own init_weights inside super()
-        if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
+        if not loads_pretrained(self.init_cfg):
             self._reset_parameters()
         super().init_weights()
 
