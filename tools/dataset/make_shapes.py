@@ -40,8 +40,8 @@ Class orders
 Usage::
 
     python tools/dataset/make_shapes.py [--out DIR] [--size 64] [--seed 0]
-        [--num-train 160] [--num-val 40] [--cls-per-class-train 60]
-        [--cls-per-class-val 15] [--force]
+        [--num-train 160] [--num-val 40] [--cls-per-class-train 400]
+        [--cls-per-class-val 50] [--force]
 
 or, from Python, ``make_shapes(out, ...)`` which returns the output folder.
 """
@@ -670,8 +670,8 @@ def make_shapes(out='data/shapes',
                 seed: int = 0,
                 num_train: int = 160,
                 num_val: int = 40,
-                cls_per_class_train: int = 60,
-                cls_per_class_val: int = 15,
+                cls_per_class_train: int = 400,
+                cls_per_class_val: int = 50,
                 force: bool = False) -> Path:
     """Generate the shapes data set into ``out`` and return its path.
 
@@ -774,10 +774,10 @@ def parse_args(argv=None):
                         help='train scenes (default: %(default)s)')
     parser.add_argument('--num-val', type=int, default=40,
                         help='val scenes (default: %(default)s)')
-    parser.add_argument('--cls-per-class-train', type=int, default=60,
+    parser.add_argument('--cls-per-class-train', type=int, default=400,
                         help='train classification images per class '
                         '(default: %(default)s)')
-    parser.add_argument('--cls-per-class-val', type=int, default=15,
+    parser.add_argument('--cls-per-class-val', type=int, default=50,
                         help='val classification images per class '
                         '(default: %(default)s)')
     parser.add_argument('--force', action='store_true',
