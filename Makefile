@@ -2,12 +2,13 @@
 # make demo  : set up, make the embedded data set, train + evaluate the CPU
 #              semantic segmentation demo (about 5 minutes on 2 cores)
 # make demo-cls : the classification demo (about 3 minutes, top-1 about 89%)
+# make demo-det : the detection + instance segmentation demo (COCO bbox/segm AP)
 # make test  : set up, run the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= data/shapes
 
-.PHONY: setup data demo demo-cls test
+.PHONY: setup data demo demo-cls demo-det test
 
 setup:
 	bash tools/setup_env.sh
@@ -23,6 +24,10 @@ demo: data
 demo-cls: data
 	OMP_NUM_THREADS=1 $(PY) tools/train.py configs/classification/clusterformer-test_1xb32-12e_shapes.py \
 		--work-dir work_dirs/demo_cls
+
+demo-det: data
+	OMP_NUM_THREADS=1 $(PY) tools/train.py configs/detection/clusterformer-test_1xb8-1k_shapes-inst.py \
+		--work-dir work_dirs/demo_det
 
 test: setup
 	$(PY) -m pytest tests -q -p no:cacheprovider

@@ -1,4 +1,5 @@
 """Shared helpers for the integration tests."""
+import contextlib
 import os
 import os.path as osp
 import subprocess
@@ -30,3 +31,33 @@ def run(cmd, cwd=ROOT, timeout=600, check=True, env=None):
 
 def python():
     return sys.executable
+
+
+def load_tool(name):
+    """``tools/<name>.py`` as a module, to call its ``main`` in this process
+    (saves the ~10 s interpreter and OpenMMLab import start-up of a run)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('mmcf_tools_' + name.replace(os.sep, '_'),
+                                                  osp.join(ROOT, 'tools', f'{name}.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@contextlib.contextmanager
+def default_scope_kept():
+    """Undo the default registry scope that an in-process run sets.
+
+    A runner, like ``init_default_scope``, makes its scope (mmpretrain,
+    mmdet, ...) the current one for the whole process; a later test that
+    builds from another library's registry by name would look in the wrong
+    one.
+    """
+    from mmengine.registry import DefaultScope
+    before = dict(DefaultScope._instance_dict)
+    try:
+        yield
+    finally:
+        DefaultScope._instance_dict.clear()
+        DefaultScope._instance_dict.update(before)
+

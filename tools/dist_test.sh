@@ -10,7 +10,7 @@ MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 PYTHONPATH="$HERE/..":$PYTHONPATH \
-python -m torch.distributed.run \
+"${PYTHON:-python}" -m torch.distributed.run \
     --nnodes=$NNODES --node_rank=$NODE_RANK --master_addr=$MASTER_ADDR \
     --nproc_per_node=$GPUS --master_port=$PORT \
     "$HERE/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"

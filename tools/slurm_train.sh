@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py args...]
 # GPUS (total, default 8), GPUS_PER_NODE (8), CPUS_PER_TASK (5) and
-# SRUN_ARGS come from the environment.
+# SRUN_ARGS and PYTHON (the interpreter, default python) come from the environment.
 set -x
 PARTITION=$1
 JOB_NAME=$2
@@ -22,4 +22,4 @@ srun -p ${PARTITION} \
     --cpus-per-task=${CPUS_PER_TASK} \
     --kill-on-bad-exit=1 \
     ${SRUN_ARGS} \
-    python -u "$HERE/train.py" ${CONFIG} --work-dir=${WORK_DIR} --launcher="slurm" "${@:5}"
+    "${PYTHON:-python}" -u "$HERE/train.py" ${CONFIG} --work-dir=${WORK_DIR} --launcher="slurm" "${@:5}"

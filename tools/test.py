@@ -14,7 +14,9 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmcf.utils.config import load_config  # noqa: E402
+from mmcf.engine import (check_checkpoint_matches_model, load_checkpoint_file,  # noqa: E402
+                         setup_cpu_distributed)
+from mmcf.engine.reliable import load_checked_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -39,12 +41,18 @@ def main(argv=None):
     args = parse_args(argv)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint file not found: {args.checkpoint}')
-    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out must be a .pkl file, got {args.out}')
+    # refuse an unreadable, unsafe or foreign checkpoint before any output:
+    # mmengine would load it with strict=False and evaluate random weights
+    ckpt = load_checkpoint_file(args.checkpoint, require=())
+    cfg = load_checked_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.load_from = args.checkpoint
+    setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    check_checkpoint_matches_model(runner.model, ckpt, args.checkpoint)
+    del ckpt
     if args.out is not None:
-        if not args.out.endswith(('.pkl', '.pickle')):
-            raise ValueError(f'--out must be a .pkl file, got {args.out}')
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     runner.test()
 

@@ -1,7 +1,12 @@
 """Train a model from an mmcf (or any OpenMMLab) config with the stock runner.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch|slurm|mpi]
+        [--amp-dtype float16|bfloat16] [--auto-scale-lr] [--check-data]
+        [--cfg-options k=v ...] [--launcher pytorch|slurm|mpi]
+
+Checkpoints are written atomically and resuming skips unreadable ones
+(mmcf.engine); with ``--launcher pytorch`` on a machine without CUDA the
+processes train on the CPU with gloo.
 """
 import argparse
 import os
@@ -16,7 +21,10 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmcf.utils.config import load_config  # noqa: E402
+from mmcf.engine import (BF16AmpOptimWrapper, check_checkpoint_matches_model,  # noqa: E402
+                         find_resume_checkpoint, load_checkpoint_file, make_reliable,
+                         setup_cpu_distributed)
+from mmcf.engine.reliable import load_checked_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -29,7 +37,15 @@ def parse_args(argv=None):
         'checkpoint in the work dir')
     parser.add_argument(
         '--amp', action='store_true',
-        help='mixed precision (fp16 with dynamic loss scale; needs CUDA)')
+        help='mixed precision: fp16 with dynamic loss scale (needs CUDA), or '
+        'bfloat16 with --amp-dtype bfloat16 (CUDA or CPU)')
+    parser.add_argument(
+        '--amp-dtype', choices=['float16', 'bfloat16'], default=None,
+        help='autocast dtype of --amp (default float16); bfloat16 implies --amp and '
+        'also runs on the CPU (mmcf BF16AmpOptimWrapper, no loss scaling)')
+    parser.add_argument(
+        '--check-data', action='store_true',
+        help='validate the train/val data sets (files, labels, ids) before training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate with the real batch size')
     parser.add_argument(
@@ -44,24 +60,40 @@ def parse_args(argv=None):
     return args
 
 
+def _set_amp(cfg, dtype: str) -> None:
+    """Switch the config's OptimWrapper to mixed precision of ``dtype``."""
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper not in ('OptimWrapper', 'AmpOptimWrapper', 'BF16AmpOptimWrapper'):
+        raise ValueError(f'--amp needs an OptimWrapper, the config has {wrapper}')
+    if dtype == 'bfloat16' and not torch.cuda.is_available():
+        cfg.optim_wrapper.type = BF16AmpOptimWrapper.__name__
+        cfg.optim_wrapper.pop('loss_scale', None)
+        cfg.optim_wrapper.pop('dtype', None)
+        return
+    if not torch.cuda.is_available():
+        raise RuntimeError('--amp (float16) needs a CUDA device: mmengine 0.10.7\'s '
+                           'AmpOptimWrapper refuses to run on the CPU; on the CPU use '
+                           '--amp-dtype bfloat16')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.dtype = dtype
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
 def build_config(args):
-    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
-    if args.amp:
-        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
-            raise ValueError(f'--amp needs an OptimWrapper, the config has {wrapper}')
-        if not torch.cuda.is_available():
-            raise RuntimeError('--amp needs a CUDA device: mmengine 0.10.7\'s AmpOptimWrapper '
-                               'refuses to run on the CPU')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    cfg = load_checked_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    make_reliable(cfg)
+    if args.amp or args.amp_dtype:
+        _set_amp(cfg, args.amp_dtype or 'float16')
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise KeyError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        # the newest checkpoint of the work dir that loads; unreadable ones
+        # (cut off by a kill) are skipped with a warning naming them
+        found = find_resume_checkpoint(cfg.work_dir)
+        cfg.resume = found is not None
+        cfg.load_from = found
     elif args.resume is not None:
         if not osp.isfile(args.resume):
             raise FileNotFoundError(f'--resume checkpoint not found: {args.resume}')
@@ -70,10 +102,32 @@ def build_config(args):
     return cfg
 
 
+def check_data(cfg) -> None:
+    """Validate the data sets of the config's train and val loaders."""
+    from mmcf.utils.data_check import check_dataset_cfg
+    for split in ('train_dataloader', 'val_dataloader'):
+        loader = cfg.get(split, None)
+        if loader is not None and loader.get('dataset', None) is not None:
+            check_dataset_cfg(loader.dataset)
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_config(args)
+    if args.check_data:
+        check_data(cfg)
+    resume_from = cfg.get('load_from', None) if cfg.get('resume', False) else None
+    ckpt = None
+    if resume_from and '://' not in str(resume_from):
+        # refuse an unreadable or unsafe checkpoint before anything is built
+        ckpt = load_checkpoint_file(resume_from, require=('state_dict', 'meta'))
+    setup_cpu_distributed(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    if ckpt is not None:
+        # mmengine resumes with strict=False: a checkpoint of another
+        # architecture would only log warnings
+        check_checkpoint_matches_model(runner.model, ckpt, resume_from)
+        del ckpt
     runner.train()
 
 

@@ -90,3 +90,8 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=4, max_keep_ckpts=2,
                     save_best='accuracy/top1'))
 randomness = dict(seed=0, deterministic=False)
+
+# The §3.3 head reads only the last stage's cluster centers, so the last
+# block's dispatching (Eq. 6), FFN and the stage-4 output norm get no
+# gradient; DistributedDataParallel must be told (the GAP variant uses them).
+find_unused_parameters = True

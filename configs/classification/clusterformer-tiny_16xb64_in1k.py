@@ -27,3 +27,8 @@ model = dict(
 # Swin's recipe: lr = 5e-4 * 1024 / 512 = 1e-3, as §4.1.1 states
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 auto_scale_lr = dict(base_batch_size=1024)
+
+# The §3.3 head reads only the last stage's cluster centers, so the last
+# block's dispatching (Eq. 6), FFN and the stage-4 output norm get no
+# gradient; DistributedDataParallel must be told (the GAP variant uses them).
+find_unused_parameters = True

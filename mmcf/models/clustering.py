@@ -170,29 +170,52 @@ class RecurrentClustering(nn.Module):
         Returns the final centers (B, K, D) and the list of assignment maps
         ``M`` (B, heads, K, N): all T of them with ``keep_all``, else only the
         last one.
+
+        Every step is one batched matmul over (batch, heads); nothing loops
+        over centers or pixels. K and V are projected and laid out once; the
+        attention scale is applied to the small Q. The logits are laid out
+        pixel-major, (B, h, N, K), so the softmax over K of Eq. 3 runs along
+        the contiguous axis, and the M-step reads ``M`` as a transposed view
+        (BLAS takes it as is). The mean M-step divides the (K, d) result by
+        the assignment mass instead of normalising the (K, N) map. The
+        returned maps are (B, h, K, N) views of the (B, h, N, K) buffers.
         """
-        k, v = self.kv(x).chunk(2, dim=-1)
-        k = self._split(k) * self.scale  # computed once, Eq. 3
-        v = self._split(v)
+        k, v = self.kv(x).chunk(2, dim=-1)  # computed once, Eq. 3
+        k = self._split(k).contiguous()  # (B, h, N, d)
+        v = self._split(v).contiguous()
         c = centers
         maps: List[torch.Tensor] = []
         for _ in range(self.num_iters):
-            q = self._split(self.q(c))  # only Q is recomputed
-            # The softmax runs in float32 whatever the input precision, so
-            # large logits under bf16/fp16 autocast stay finite.
-            m = self.assign((q @ k.transpose(-2, -1)).float()).to(v.dtype)
+            q = self._split(self.q(c)) * self.scale  # only Q is recomputed
+            # The softmax runs in float32 (or float64) whatever the input
+            # precision, so large logits under bf16/fp16 autocast stay finite.
+            logits = k @ q.transpose(-2, -1)  # (B, h, N, K)
+            if logits.dtype not in (torch.float32, torch.float64):
+                logits = logits.float()
+            m_nk = self._assign_pixel_major(logits).to(v.dtype)
+            m = m_nk.transpose(-2, -1)  # (B, h, K, N) view
+            c_heads = m @ v  # (B, h, K, d)
             if self.update == 'vanilla':
-                c = c + self._merge(m @ v)  # Eq. 1
+                c = c + self._merge(c_heads)  # Eq. 1
             else:
-                w = m
                 if self.m_step == 'mean':
-                    w = m / m.sum(dim=-1, keepdim=True).clamp_min(1e-6)
-                c = self._merge(w @ v)  # Eq. 3 M-step
+                    mass = m_nk.sum(dim=-2).unsqueeze(-1)  # (B, h, K, 1)
+                    c_heads = c_heads / mass.clamp_min(1e-6)
+                c = self._merge(c_heads)  # Eq. 3 M-step
             if keep_all or not maps:
                 maps.append(m)
             else:
                 maps[0] = m
         return c, maps
+
+    def _assign_pixel_major(self, logits: torch.Tensor) -> torch.Tensor:
+        """:meth:`assign` for (B, h, N, K) logits (K on the last axis)."""
+        if self.update == 'recurrent':
+            return logits.softmax(dim=-1)
+        if self.update == 'vanilla':
+            return logits.softmax(dim=-2)
+        index = logits.argmax(dim=-1, keepdim=True)
+        return torch.zeros_like(logits).scatter_(-1, index, 1.0)
 
 
 class FeatureDispatch(nn.Module):
@@ -231,6 +254,17 @@ class FeatureDispatch(nn.Module):
 
     def forward(self, x: torch.Tensor, centers: torch.Tensor,
                 assignment: Optional[torch.Tensor] = None) -> torch.Tensor:
-        sim = self.similarity(x, centers, assignment)
-        agg = (sim @ centers) / centers.shape[1]
-        return self.mlp(agg)
+        K = centers.shape[1]
+        if self.sim == 'cosine':
+            # sum_k cos(C_k, p_i) C_k = (p_i / |p_i|) (C_hat^T C): with the
+            # (D, D) matrix C_hat^T C made first this costs N*D*D instead of
+            # 2*N*K*D, chosen when smaller (D < 2K).
+            c_hat = F.normalize(centers, dim=-1)
+            inv_norm = x.norm(dim=-1, keepdim=True).clamp_min(1e-12).reciprocal()
+            if x.shape[-1] < 2 * K:
+                agg = (x @ (c_hat.transpose(1, 2) @ centers)) * inv_norm
+            else:
+                agg = ((x @ c_hat.transpose(1, 2)) * inv_norm) @ centers
+        else:
+            agg = self.similarity(x, centers, assignment) @ centers
+        return self.mlp(agg / K)

@@ -1,5 +1,6 @@
 """Semantic segmentation with ClusterFormer in mmsegmentation (§3.3, §4.1.3)."""
-from .decode_head import ClusterDecoderLayer, ClusterFormerHead
+from ..decoder import ClusterDecoderLayer
+from .decode_head import ClusterFormerHead
 from .transforms import CheckSegSize
 
 __all__ = ['ClusterFormerHead', 'ClusterDecoderLayer', 'CheckSegSize']

@@ -24,7 +24,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
 from mmengine.config import ConfigDict
 from mmengine.model import BaseModule, ModuleList
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
@@ -33,73 +32,16 @@ from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from torch import Tensor
 
-from ..clustering import CenterInit, Mlp, RecurrentClustering
+from ..clustering import Mlp
+from ..decoder import CENTER_INITS, CenterQueryInit, ClusterDecoderLayer
 from ..utils import loads_pretrained
+from ...visualization.recorder import DecoderAssignmentRecorder
 
-CENTER_INITS = ('encoder', 'free', 'feature')
 SIMILARITIES = ('dot', 'cosine')
 
 
-class ClusterDecoderLayer(BaseModule):
-    """One decoder layer: recurrent cross-attention clustering, then
-    self-attention among the centers and an FFN (post-norm, as Mask2Former).
-
-    ::
-
-        C = LN(C + Drop(Proj(RCA(LN(I), C + P))))   # Eq. 4, T iterations
-        C = LN(C + SelfAttn(C + P, C + P, C))
-        C = LN(C + FFN(C))
-
-    ``P`` is a learned per-class embedding (the "query position") that keeps
-    the identity of each center. RCA returns the clustered centers of its
-    last M-step (Eq. 3); the residual keeps the class identity across layers.
-    """
-
-    def __init__(self,
-                 dim: int,
-                 num_heads: int = 8,
-                 head_dim: int = 32,
-                 num_iters: int = 3,
-                 ffn_channels: int = 2048,
-                 dropout: float = 0.0,
-                 center_update: str = 'recurrent',
-                 m_step: str = 'mean',
-                 norm_cfg: Optional[dict] = None,
-                 act_cfg: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
-        norm_cfg = norm_cfg or dict(type='LN')
-        self.feat_norm = build_norm_layer(norm_cfg, dim)[1]
-        self.clustering = RecurrentClustering(
-            dim, head_dim=head_dim, num_iters=num_iters, update=center_update,
-            m_step=m_step)
-        self.cluster_proj = nn.Linear(dim, dim)
-        self.cluster_drop = nn.Dropout(dropout)
-        self.norm1 = build_norm_layer(norm_cfg, dim)[1]
-        self.self_attn = MultiheadAttention(
-            embed_dims=dim, num_heads=num_heads, attn_drop=dropout,
-            proj_drop=dropout, batch_first=True)
-        self.norm2 = build_norm_layer(norm_cfg, dim)[1]
-        self.ffn = FFN(
-            embed_dims=dim, feedforward_channels=ffn_channels, num_fcs=2,
-            act_cfg=act_cfg or dict(type='ReLU', inplace=True),
-            ffn_drop=dropout, add_identity=True)
-        self.norm3 = build_norm_layer(norm_cfg, dim)[1]
-
-    def forward(self, feats: Tensor, centers: Tensor, pos: Tensor
-                ) -> Tuple[Tensor, Tensor]:
-        """``feats`` (B, N, D) pixel tokens of one level, ``centers`` and
-        ``pos`` (B, K, D). Returns the new centers and the last assignment
-        map ``M`` (B, heads, K, N)."""
-        clustered, maps = self.clustering(self.feat_norm(feats), centers + pos)
-        centers = self.norm1(centers + self.cluster_drop(self.cluster_proj(clustered)))
-        centers = self.norm2(self.self_attn(centers, query_pos=pos, key_pos=pos))
-        centers = self.norm3(self.ffn(centers))
-        return centers, maps[-1]
-
-
 @MODELS.register_module()
-class ClusterFormerHead(BaseDecodeHead):
+class ClusterFormerHead(DecoderAssignmentRecorder, BaseDecodeHead):
     """ClusterFormer decode head (§3.3 "Adaptation to ... Segmentation").
 
     **Pixel decoder.** ``pixel_decoder`` is any OpenMMLab pixel decoder that
@@ -193,6 +135,10 @@ class ClusterFormerHead(BaseDecodeHead):
         aux_loss_weight: factor on the losses of the non-final predictions.
         transformer_norm_cfg / transformer_act_cfg: norm and activation of
             the decoder layers.
+        record_assignments: 'none' | 'last' | 'all': in eval mode, record
+            each decoder layer's pixel-to-class-center assignment maps (last
+            EM iteration, or all), read by ``assignment_maps(stage=layer)``
+            (protocol of :mod:`mmcf.visualization.protocol`).
     """
 
     def __init__(self,
@@ -220,6 +166,7 @@ class ClusterFormerHead(BaseDecodeHead):
                  aux_loss_weight: float = 1.0,
                  transformer_norm_cfg: Optional[dict] = None,
                  transformer_act_cfg: Optional[dict] = None,
+                 record_assignments: str = 'last',
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  **kwargs):
         if center_init not in CENTER_INITS:
@@ -278,15 +225,10 @@ class ClusterFormerHead(BaseDecodeHead):
 
         # --- initial centers (Table 6f) -----------------------------------
         K = num_classes
-        if center_init == 'encoder':
-            enc_ch = encoder_channels or in_channels[-1]
-            self.encoder_channels = enc_ch
-            self.center_proj = nn.Sequential(nn.Linear(enc_ch, D), nn.LayerNorm(D))
-            self.center_mix = nn.Parameter(torch.empty(K, num_encoder_centers))
-        elif center_init == 'free':
-            self.center_feat = nn.Embedding(K, D)
-        else:
-            self.center_init_ffn = CenterInit(D, K, ffn_ratio=1.0)
+        self.encoder_channels = encoder_channels or in_channels[-1]
+        self.query_init = CenterQueryInit(
+            center_init, K, D, encoder_channels=self.encoder_channels,
+            num_encoder_centers=num_encoder_centers)
         self.center_pos = nn.Embedding(K, D)
 
         # --- transformer decoder (§3.3) ----------------------------------
@@ -301,6 +243,8 @@ class ClusterFormerHead(BaseDecodeHead):
         self.center_embed = Mlp(D, D, D)
         if similarity == 'cosine':
             self.logit_scale = nn.Parameter(torch.tensor(math.log(10.0)))
+        self.init_assignment_recording([layer.clustering for layer in self.layers],
+                                       num_iters, record_assignments)
         self._reset_parameters()
 
     # ------------------------------------------------------------------ init
@@ -311,8 +255,7 @@ class ClusterFormerHead(BaseDecodeHead):
             for p in module.parameters():
                 if p.dim() > 1:
                     nn.init.xavier_uniform_(p)
-        if self.center_init == 'encoder':
-            nn.init.normal_(self.center_mix, std=self.num_encoder_centers ** -0.5)
+        self.query_init.reset_parameters()
 
     def init_weights(self) -> None:
         # the pixel decoder runs its own init_weights inside super()
@@ -363,28 +306,6 @@ class ClusterFormerHead(BaseDecodeHead):
             m['img_shape'] = tuple(m['img_shape'])[:2]
         return metas
 
-    def _initial_centers(self, enc_centers: Optional[Tensor], levels: List[Tensor],
-                         batch_size: int) -> Tensor:
-        if self.center_init == 'free':
-            return self.center_feat.weight.unsqueeze(0).expand(batch_size, -1, -1)
-        if self.center_init == 'feature':
-            coarse = levels[0]
-            tokens = coarse.flatten(2).transpose(1, 2)
-            return self.center_init_ffn(tokens, coarse.shape[-2:])
-        if enc_centers is None:
-            raise ValueError(
-                "center_init='encoder' needs the encoder's cluster centers as the "
-                'last backbone output: build ClusterFormer with out_centers=True '
-                "(or choose center_init='free' or 'feature')")
-        B, K_enc, C = enc_centers.shape
-        if K_enc != self.num_encoder_centers or C != self.encoder_channels:
-            raise ValueError(
-                f'the backbone returned {K_enc} centers of width {C}; the head was built '
-                f'for num_encoder_centers={self.num_encoder_centers} of width '
-                f'encoder_channels={self.encoder_channels}')
-        proj = self.center_proj(enc_centers)  # (B, K_enc, D)
-        return torch.einsum('kj,bjd->bkd', self.center_mix.to(proj.dtype), proj)
-
     def _class_scores(self, centers: Tensor, mask_feature: Tensor) -> Tensor:
         emb = self.center_embed(self.out_norm(centers))  # (B, K, D)
         if self.similarity == 'cosine':
@@ -410,11 +331,13 @@ class ClusterFormerHead(BaseDecodeHead):
         maps, enc_centers = self._split_inputs(inputs)
         mask_feature, levels = self._pixel_decode(maps, batch_img_metas)
         B = mask_feature.shape[0]
-        centers = self._initial_centers(enc_centers, levels, B)
+        centers = self.query_init(enc_centers, levels[0])
         pos = self.center_pos.weight.unsqueeze(0).expand(B, -1, -1).to(centers.dtype)
         preds = []
         if all_layers and self.supervise_initial:
             preds.append(self._class_scores(centers, mask_feature))
+        self.set_assignment_shapes([levels[i % len(levels)].shape
+                                    for i in range(self.num_layers)])
         for i, layer in enumerate(self.layers):
             lvl = levels[i % len(levels)]
             centers, _ = layer(lvl.flatten(2).transpose(1, 2), centers, pos)

@@ -1,0 +1,298 @@
+"""Checkpoints that survive being killed: atomic saving and careful resuming.
+
+mmengine 0.10.7 writes a checkpoint with one ``open(path, 'wb').write(...)``
+and its ``CheckpointHook`` deletes the oldest kept checkpoint *before* writing
+the new one and then rewrites ``last_checkpoint`` in place. A process killed
+in the middle (SIGKILL, pre-emption, out-of-memory) can therefore leave a
+truncated ``iter_N.pth`` that ``last_checkpoint`` points to, or with
+``max_keep_ckpts=1`` no complete checkpoint at all.
+
+:class:`AtomicCheckpointHook` (a drop-in ``CheckpointHook``) saves through
+:class:`AtomicLocalBackend`: the bytes go to a temporary file in the same
+folder, are flushed and fsync'ed, and only then ``os.replace``-d onto the
+final name, so a checkpoint file is either complete or absent. Only after
+that is ``last_checkpoint`` replaced (atomically too), and only after that are
+old checkpoints deleted.
+
+:func:`find_resume_checkpoint` picks the checkpoint to resume from and skips,
+with a warning naming the file and the reason, any that does not load (a file
+cut off by a writer other than ours, or a disk error).
+
+For tests, the environment variable ``MMCF_KILL_DURING_SAVE=<file name>``
+makes the backend write half of that file and then SIGKILL its own process:
+a deterministic "killed while writing a checkpoint".
+"""
+from __future__ import annotations
+
+import logging
+import os
+import os.path as osp
+import re
+import signal
+from collections import deque
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+from mmengine.dist import is_main_process
+from mmengine.fileio import LocalBackend, register_backend
+from mmengine.hooks import CheckpointHook
+from mmengine.logging import print_log
+from mmengine.registry import HOOKS
+
+ATOMIC_BACKEND = 'mmcf_atomic_local'
+KILL_ENV = 'MMCF_KILL_DURING_SAVE'
+TMP_TAG = '.mmcf-tmp-'
+_CKPT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message names the file."""
+
+
+def _fsync_dir(folder: str) -> None:
+    """Make a rename inside ``folder`` durable (no-op where unsupported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(data: Union[bytes, str], path: str) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is never partly written.
+
+    The data go to ``.<name>.mmcf-tmp-<pid>`` beside ``path``, are fsync'ed
+    and then renamed onto ``path`` with ``os.replace`` (atomic on POSIX and
+    Windows within one file system). On any error the temporary file is
+    removed and ``path`` keeps its old content.
+    """
+    if isinstance(data, str):
+        data = data.encode('utf-8')
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = osp.join(folder, f'.{osp.basename(path)}{TMP_TAG}{os.getpid()}')
+    kill_name = os.environ.get(KILL_ENV)
+    try:
+        with open(tmp, 'wb') as f:
+            if kill_name and osp.basename(path) == kill_name:
+                _write_half_and_die(f, data)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+def _write_half_and_die(f, data: bytes) -> None:
+    """Fault injection for tests: leave half a file on disk, then SIGKILL."""
+    f.write(data[:len(data) // 2])
+    f.flush()
+    os.fsync(f.fileno())
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def remove_stale_temporaries(folder: str) -> List[str]:
+    """Delete temporary files that a killed :func:`atomic_write` left behind."""
+    removed = []
+    if not osp.isdir(folder):
+        return removed
+    for name in os.listdir(folder):
+        if name.startswith('.') and TMP_TAG in name:
+            path = osp.join(folder, name)
+            if osp.isfile(path):
+                os.remove(path)
+                removed.append(path)
+    return removed
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend with atomic :meth:`put`/:meth:`put_text`."""
+
+    def put(self, obj: bytes, filepath: Union[str, os.PathLike]) -> None:
+        atomic_write(obj, str(filepath))
+
+    def put_text(self, obj: str, filepath: Union[str, os.PathLike],
+                 encoding: str = 'utf-8') -> None:
+        atomic_write(obj.encode(encoding), str(filepath))
+
+
+register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
+
+
+@HOOKS.register_module()
+class AtomicCheckpointHook(CheckpointHook):
+    """``CheckpointHook`` whose checkpoints are complete or absent.
+
+    Takes every argument of mmengine's ``CheckpointHook``. Differences:
+
+    * checkpoints (periodic, last and best) are written with
+      :func:`atomic_write` when they go to a local folder;
+    * ``last_checkpoint`` is replaced atomically, after the checkpoint it
+      names is complete;
+    * checkpoints beyond ``max_keep_ckpts`` are deleted after the new one is
+      saved, never before, so a kill at any moment leaves a complete one;
+    * temporary files of a run killed while saving are deleted before
+      training starts.
+    """
+
+    def __init__(self, *args, backend_args: Optional[dict] = None, **kwargs):
+        out_dir = kwargs.get('out_dir', args[4] if len(args) > 4 else None)
+        if backend_args is None and (out_dir is None or '://' not in str(out_dir)):
+            backend_args = dict(backend=ATOMIC_BACKEND)
+        super().__init__(*args, backend_args=backend_args, **kwargs)
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        if is_main_process() and isinstance(self.file_backend, LocalBackend):
+            for path in remove_stale_temporaries(self.out_dir):
+                runner.logger.warning(
+                    f'removed {path}: a checkpoint write interrupted in an earlier run')
+
+    def _save_checkpoint_with_step(self, runner, step: int, meta: dict) -> None:
+        drop: List[int] = []
+        if self.max_keep_ckpts > 0:
+            kept = [s for s in self.keep_ckpt_ids if s != step] + [step]
+            drop = kept[:-self.max_keep_ckpts]
+            self.keep_ckpt_ids = deque(kept[-self.max_keep_ckpts:])
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(
+            self.out_dir,
+            ckpt_filename,
+            self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler,
+            meta=meta,
+            by_epoch=self.by_epoch,
+            backend_args=self.backend_args,
+            **self.args)
+        if not is_main_process():
+            return
+        atomic_write(self.last_ckpt, osp.join(runner.work_dir, 'last_checkpoint'))
+        for old in drop:
+            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
+            if self.file_backend.isfile(path):
+                self.file_backend.remove(path)
+            elif self.file_backend.isdir(path):
+                self.file_backend.rmtree(path)
+
+
+# --------------------------------------------------------------------------
+# loading and resuming
+# --------------------------------------------------------------------------
+def load_checkpoint_file(path: str, require: Sequence[str] = ('state_dict', )) -> Dict[str, Any]:
+    """Load ``path`` with safe loading on, or raise :class:`CheckpointError`.
+
+    The error names the file and says why: missing, truncated or corrupt,
+    holding an object that safe loading refuses, or lacking the keys in
+    ``require``.
+    """
+    if not osp.isfile(path):
+        raise CheckpointError(f'checkpoint file not found: {path}')
+    if osp.getsize(path) == 0:
+        raise CheckpointError(f'checkpoint {path} is empty (0 bytes)')
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # noqa: BLE001  (torch raises many types here)
+        text = str(e).strip().splitlines()[0] if str(e).strip() else ''
+        if 'Unsupported global' in str(e) or 'allows getattr only' in str(e):
+            why = 'it holds an object other than tensors and plain containers, which '\
+                  'safe loading (weights_only=True) refuses'
+            raise CheckpointError(f'checkpoint {path} is refused: {why} ({_unsafe_global(e)})') from e
+        raise CheckpointError(
+            f'checkpoint {path} cannot be read (truncated or corrupt?): '
+            f'{type(e).__name__}: {text}') from e
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f'checkpoint {path} holds a {type(ckpt).__name__}, not a dict')
+    missing = [k for k in require if k not in ckpt]
+    if missing:
+        raise CheckpointError(f'checkpoint {path} has no {missing} entry '
+                              f'(its keys: {sorted(map(str, ckpt))})')
+    return ckpt
+
+
+def _unsafe_global(err: Exception) -> str:
+    """The 'Unsupported global: ...' part of torch's refusal, if present."""
+    m = re.search(r'Unsupported global: GLOBAL [^\s]+', str(err))
+    return m.group(0) if m else str(err).splitlines()[0]
+
+
+def _candidates(work_dir: str) -> List[str]:
+    """Checkpoints in ``work_dir``: ``last_checkpoint``'s first, then newest first."""
+    found = []
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip()
+        if named:
+            found.append(named if osp.isabs(named) else osp.join(work_dir, osp.basename(named)))
+    numbered = []
+    if osp.isdir(work_dir):
+        for name in os.listdir(work_dir):
+            m = _CKPT_NAME.match(name)
+            if m:
+                numbered.append((int(m.group(2)), osp.join(work_dir, name)))
+    for _, path in sorted(numbered, reverse=True):
+        if all(osp.abspath(path) != osp.abspath(p) for p in found):
+            found.append(path)
+    return found
+
+
+def find_resume_checkpoint(work_dir: str,
+                           logger: Union[str, logging.Logger] = 'current') -> Optional[str]:
+    """The newest checkpoint in ``work_dir`` that loads, or None.
+
+    Tries the one ``last_checkpoint`` names, then ``epoch_N.pth`` /
+    ``iter_N.pth`` from the highest N down; every file that does not load is
+    skipped with a warning naming it and the reason.
+    """
+    for path in _candidates(work_dir):
+        try:
+            load_checkpoint_file(path, require=('state_dict', 'meta'))
+        except CheckpointError as e:
+            print_log(f'cannot resume from {path}, skipping it: {e}', logger=logger,
+                      level=logging.WARNING)
+            continue
+        return path
+    return None
+
+
+def check_checkpoint_matches_model(model: torch.nn.Module, ckpt: Dict[str, Any],
+                                   path: str) -> None:
+    """Refuse a checkpoint whose weights do not fit ``model`` (strictly).
+
+    mmengine loads weights with ``strict=False`` when resuming and testing,
+    so a checkpoint of another architecture only logs warnings and the run
+    goes on with random weights. This names the first mismatching keys.
+    """
+    module = getattr(model, 'module', model)
+    state = ckpt.get('state_dict', ckpt)
+    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f'{k} {tuple(state[k].shape)} vs model {tuple(v.shape)}' for k, v in own.items()
+             if k in state and hasattr(state[k], 'shape') and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            parts.append(f'{len(wrong)} shape mismatches, e.g. {wrong[:3]}')
+        if missing:
+            parts.append(f'{len(missing)} model weights missing, e.g. {missing[:3]}')
+        if unexpected:
+            parts.append(f'{len(unexpected)} unexpected weights, e.g. {unexpected[:3]}')
+        raise CheckpointError(
+            f'checkpoint {path} does not match the model {type(module).__name__} of the '
+            f'config (another architecture?): ' + '; '.join(parts))

@@ -1,0 +1,404 @@
+"""Validate a data root before training, in each on-disk format mmcf uses.
+
+Each ``check_*`` function reads the annotation files and (optionally) every
+image or label map, and raises :class:`DatasetError` listing the problems it
+found, each naming the file and the key or value at fault. The same checks
+serve ``tools/train.py --check-data`` (through :func:`check_dataset_cfg`,
+which reads a dataset config) and ``tools/dataset/check_dataset.py``.
+
+Formats: image folder + ``meta/*.txt`` (mmpretrain ``CustomDataset``), COCO
+instances JSON, COCO panoptic JSON + PNG, and semantic label maps
+(mmseg ``BaseSegDataset``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import os.path as osp
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from PIL import Image, ImageFile
+
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
+MAX_LISTED = 20
+
+
+class DatasetError(ValueError):
+    """A data set that cannot be trained on; the message lists every problem."""
+
+
+class _Problems:
+    """Collects problems and raises them together."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.items: List[str] = []
+
+    def add(self, msg: str) -> None:
+        self.items.append(msg)
+
+    def raise_if_any(self) -> None:
+        if not self.items:
+            return
+        listed = '\n'.join(f'  - {m}' for m in self.items[:MAX_LISTED])
+        more = (f'\n  ... and {len(self.items) - MAX_LISTED} more'
+                if len(self.items) > MAX_LISTED else '')
+        raise DatasetError(f'{len(self.items)} problem(s) in {self.what}:\n{listed}{more}')
+
+
+def read_image(path: str, problems: _Problems, what: str = 'image') -> Optional[np.ndarray]:
+    """Decode ``path`` fully; on failure record a problem and return None."""
+    if not osp.isfile(path):
+        problems.add(f'{what} {path} does not exist')
+        return None
+    if osp.getsize(path) == 0:
+        problems.add(f'{what} {path} is empty (0 bytes)')
+        return None
+    # a library may have set LOAD_TRUNCATED_IMAGES globally; a truncated
+    # file is a problem here whatever that setting
+    lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return np.asarray(im)
+    except Exception as e:  # noqa: BLE001  (PIL raises several types)
+        problems.add(f'{what} {path} cannot be decoded: {type(e).__name__}: {e}')
+        return None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
+
+
+def load_json(path: str, problems: _Problems) -> Optional[Any]:
+    """Parse a JSON file; a missing or truncated file becomes a problem."""
+    if not osp.isfile(path):
+        problems.add(f'annotation file {path} does not exist')
+        return None
+    try:
+        with open(path, encoding='utf-8') as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        problems.add(f'annotation file {path} is not valid JSON (truncated?): {e}')
+        return None
+
+
+# --------------------------------------------------------------------------
+# classification: <data_prefix>/<path> <label> lines in ann_file
+# --------------------------------------------------------------------------
+def check_classification(data_root: str, ann_file: str = 'meta/train.txt',
+                         data_prefix: str = 'train', num_classes: Optional[int] = None,
+                         check_images: bool = True) -> Dict[str, int]:
+    """Check an mmpretrain ``CustomDataset`` annotation file and its images."""
+    ann = osp.join(data_root, ann_file)
+    problems = _Problems(ann)
+    if not osp.isfile(ann):
+        problems.add(f'annotation file {ann} does not exist')
+        problems.raise_if_any()
+    with open(ann, encoding='utf-8') as f:
+        lines = [(i, line.strip()) for i, line in enumerate(f, 1) if line.strip()]
+    if not lines:
+        problems.add(f'annotation file {ann} lists no samples')
+    for lineno, line in lines:
+        parts = line.rsplit(' ', 1)
+        where = f'{ann}:{lineno}'
+        if len(parts) != 2:
+            problems.add(f"{where}: expected '<image path> <label>', got {line!r}")
+            continue
+        path, label = parts
+        try:
+            value = int(label)
+        except ValueError:
+            problems.add(f'{where}: label {label!r} is not an integer')
+            continue
+        if value < 0 or (num_classes is not None and value >= num_classes):
+            problems.add(f'{where}: label {value} is outside 0..{(num_classes or 1) - 1} '
+                         f'(num_classes={num_classes})')
+        img = osp.join(data_root, data_prefix, path)
+        if check_images:
+            read_image(img, problems)
+        elif not osp.isfile(img):
+            problems.add(f'image {img} ({where}) does not exist')
+    problems.raise_if_any()
+    return {'samples': len(lines)}
+
+
+# --------------------------------------------------------------------------
+# semantic segmentation: img_dir/<name><img_suffix>, ann_dir/<name><seg_suffix>
+# --------------------------------------------------------------------------
+def check_semantic(img_dir: str, ann_dir: str, num_classes: int, img_suffix: str = '.png',
+                   seg_map_suffix: str = '.png', ignore_index: int = 255,
+                   reduce_zero_label: bool = False) -> Dict[str, int]:
+    """Check image/label-map pairs: present, decodable, same size, one
+    channel, values in ``0..num_classes-1`` or ``ignore_index``."""
+    problems = _Problems(f'semantic data {img_dir} / {ann_dir}')
+    if not osp.isdir(img_dir):
+        problems.add(f'image folder {img_dir} does not exist')
+        problems.raise_if_any()
+    names = sorted(n for n in os.listdir(img_dir) if n.endswith(img_suffix))
+    if not names:
+        problems.add(f'image folder {img_dir} has no {img_suffix} images')
+    for name in names:
+        img = read_image(osp.join(img_dir, name), problems)
+        seg_path = osp.join(ann_dir, name[:-len(img_suffix)] + seg_map_suffix)
+        seg = read_image(seg_path, problems, what='label map')
+        if img is None or seg is None:
+            continue
+        if seg.ndim != 2:
+            problems.add(f'label map {seg_path} has {seg.shape[2]} channels; a label map '
+                         'has one (mode L or P) holding class indices')
+            continue
+        if seg.shape != img.shape[:2]:
+            problems.add(f'label map {seg_path} is {seg.shape[0]}x{seg.shape[1]} but its image '
+                         f'{osp.join(img_dir, name)} is {img.shape[0]}x{img.shape[1]}')
+        values = np.unique(seg).astype(np.int64)
+        if reduce_zero_label:
+            values = np.where(values == 0, ignore_index, values - 1)
+        bad = [int(v) for v in values if v != ignore_index and not 0 <= v < num_classes]
+        if bad:
+            problems.add(f'label map {seg_path} holds label value(s) {bad[:5]} outside '
+                         f'0..{num_classes - 1} (num_classes={num_classes}, '
+                         f'ignore_index={ignore_index})')
+    problems.raise_if_any()
+    return {'samples': len(names)}
+
+
+# --------------------------------------------------------------------------
+# COCO instances and panoptic
+# --------------------------------------------------------------------------
+def _coco_index(data: Any, ann_file: str, problems: _Problems
+                ) -> Tuple[Dict[int, dict], Dict[int, dict]]:
+    """Images and categories by id, recording structural problems."""
+    if not isinstance(data, dict):
+        problems.add(f'{ann_file}: top level is a {type(data).__name__}, not a JSON object')
+        return {}, {}
+    for key in ('images', 'annotations', 'categories'):
+        if not isinstance(data.get(key), list):
+            problems.add(f'{ann_file}: key {key!r} is missing or not a list')
+    images, cats = {}, {}
+    for img in data.get('images') or []:
+        if not isinstance(img, dict) or not {'id', 'file_name'} <= set(img):
+            problems.add(f'{ann_file}: image entry {img!r} needs "id" and "file_name"')
+        elif img['id'] in images:
+            problems.add(f'{ann_file}: image id {img["id"]} appears twice')
+        else:
+            images[img['id']] = img
+    for cat in data.get('categories') or []:
+        if isinstance(cat, dict) and 'id' in cat:
+            cats[cat['id']] = cat
+        else:
+            problems.add(f'{ann_file}: category entry {cat!r} has no "id"')
+    return images, cats
+
+
+def _check_image_files(images: Dict[int, dict], img_dir: str, problems: _Problems,
+                       check_images: bool) -> None:
+    for img in images.values():
+        path = osp.join(img_dir, img['file_name'])
+        if not check_images:
+            if not osp.isfile(path):
+                problems.add(f'image {path} (image id {img["id"]}) does not exist')
+            continue
+        arr = read_image(path, problems)
+        hw = (img.get('height'), img.get('width'))
+        if arr is not None and None not in hw and tuple(arr.shape[:2]) != hw:
+            problems.add(f'image {path} is {arr.shape[0]}x{arr.shape[1]} but its entry '
+                         f'(id {img["id"]}) says height {hw[0]}, width {hw[1]}')
+
+
+def check_coco_instances(ann_file: str, img_dir: str,
+                         check_images: bool = True) -> Dict[str, int]:
+    """Check a COCO instances file: structure, ids, boxes and image files."""
+    problems = _Problems(ann_file)
+    data = load_json(ann_file, problems)
+    problems.raise_if_any()
+    images, cats = _coco_index(data, ann_file, problems)
+    anns = data.get('annotations') or []
+    for ann in anns:
+        aid = ann.get('id', '?') if isinstance(ann, dict) else '?'
+        where = f'{ann_file}: annotation id {aid}'
+        if not isinstance(ann, dict):
+            problems.add(f'{ann_file}: annotation {ann!r} is not an object')
+            continue
+        if ann.get('image_id') not in images:
+            problems.add(f'{where} has image_id {ann.get("image_id")!r}, not in "images"')
+        if ann.get('category_id') not in cats:
+            problems.add(f'{where} has category_id {ann.get("category_id")!r}, not in '
+                         f'"categories" (ids {sorted(cats)})')
+        bbox = ann.get('bbox')
+        if not (isinstance(bbox, list) and len(bbox) == 4
+                and all(isinstance(v, (int, float)) for v in bbox)):
+            problems.add(f'{where} has bbox {bbox!r}; expected [x, y, width, height]')
+            continue
+        x, y, w, h = bbox
+        img = images.get(ann.get('image_id'), {})
+        W, H = img.get('width', float('inf')), img.get('height', float('inf'))
+        if w <= 0 or h <= 0 or x < -1 or y < -1 or x + w > W + 1 or y + h > H + 1:
+            problems.add(f'{where} has bbox {bbox}, empty or outside its {W}x{H} image')
+    _check_image_files(images, img_dir, problems, check_images)
+    problems.raise_if_any()
+    return {'images': len(images), 'annotations': len(anns)}
+
+
+def rgb2id(rgb: np.ndarray) -> np.ndarray:
+    """COCO panoptic PNG colour to segment id: R + 256 G + 256^2 B."""
+    rgb = rgb.astype(np.int64)
+    return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+
+
+def check_coco_panoptic(ann_file: str, img_dir: str, seg_dir: str,
+                        check_images: bool = True) -> Dict[str, int]:
+    """Check a COCO panoptic file against its PNGs: every listed segment id
+    is in the PNG, every PNG id is listed, categories exist, sizes agree."""
+    problems = _Problems(ann_file)
+    data = load_json(ann_file, problems)
+    problems.raise_if_any()
+    images, cats = _coco_index(data, ann_file, problems)
+    anns = data.get('annotations') or []
+    for ann in anns:
+        if not isinstance(ann, dict) or 'file_name' not in ann:
+            problems.add(f'{ann_file}: panoptic annotation {ann!r} has no "file_name"')
+            continue
+        png = osp.join(seg_dir, ann['file_name'])
+        where = f'{ann_file}: image_id {ann.get("image_id")!r} ({png})'
+        if ann.get('image_id') not in images:
+            problems.add(f'{where}: image_id not in "images"')
+        listed = {}
+        for seg in ann.get('segments_info') or []:
+            if seg.get('category_id') not in cats:
+                problems.add(f'{where}: segment {seg.get("id")} has category_id '
+                             f'{seg.get("category_id")!r}, not in "categories"')
+            listed[seg.get('id')] = seg
+        arr = read_image(png, problems, what='panoptic PNG')
+        if arr is None:
+            continue
+        if arr.ndim != 3 or arr.shape[2] < 3:
+            problems.add(f'panoptic PNG {png} is not an RGB image (shape {arr.shape})')
+            continue
+        ids = set(int(v) for v in np.unique(rgb2id(arr[..., :3]))) - {0}
+        missing = sorted(i for i in listed if i not in ids)
+        if missing:
+            problems.add(f'{where}: segment id(s) {missing} are listed in segments_info but '
+                         'missing from the PNG')
+        extra = sorted(ids - set(listed))
+        if extra:
+            problems.add(f'{where}: the PNG holds segment id(s) {extra[:5]} that '
+                         'segments_info does not list')
+        img = images.get(ann.get('image_id'))
+        if img and (img.get('height'), img.get('width')) != tuple(arr.shape[:2]):
+            problems.add(f'panoptic PNG {png} is {arr.shape[0]}x{arr.shape[1]} but image '
+                         f'{img["id"]} is {img.get("height")}x{img.get("width")}')
+    _check_image_files(images, img_dir, problems, check_images)
+    problems.raise_if_any()
+    return {'images': len(images), 'annotations': len(anns)}
+
+
+# --------------------------------------------------------------------------
+# from a dataset config, and for a whole shapes-style data root
+# --------------------------------------------------------------------------
+def _join(root: Optional[str], path: str) -> str:
+    return path if not root or osp.isabs(path) else osp.join(root, path)
+
+
+def _num_classes(cfg: dict, registry_scope: str) -> Optional[int]:
+    classes = (cfg.get('metainfo') or {}).get('classes') or cfg.get('classes')
+    if classes is None:
+        try:
+            if registry_scope == 'mmseg':
+                from mmseg.registry import DATASETS
+            else:
+                from mmpretrain.registry import DATASETS
+            classes = getattr(DATASETS.get(cfg['type']), 'METAINFO', {}).get('classes')
+        except Exception:  # noqa: BLE001  (unknown type: no class count)
+            classes = None
+    if isinstance(classes, str):  # a classes.txt file
+        with open(classes) as f:
+            classes = [c for c in f.read().splitlines() if c.strip()]
+    return len(classes) if classes is not None else None
+
+
+def check_dataset_cfg(cfg: dict, check_images: bool = True) -> Optional[Dict[str, int]]:
+    """Run the check matching a dataset config's ``type``; None if unknown."""
+    kind = str(cfg.get('type', '')).split('.')[-1]
+    root = cfg.get('data_root', '') or ''
+    if kind in ('RepeatDataset', 'ClassBalancedDataset'):
+        return check_dataset_cfg(cfg['dataset'], check_images)
+    if kind == 'ConcatDataset':
+        for sub in cfg['datasets']:
+            check_dataset_cfg(sub, check_images)
+        return {}
+    if kind in ('CustomDataset', 'ImageNet'):
+        prefix = cfg.get('data_prefix', '')
+        prefix = prefix.get('img_path', '') if isinstance(prefix, dict) else prefix
+        if not cfg.get('ann_file'):
+            return None  # folder mode: mmpretrain derives labels from folders
+        return check_classification(root, cfg['ann_file'], prefix,
+                                    _num_classes(cfg, 'mmpretrain'), check_images)
+    if kind == 'CocoPanopticDataset':
+        prefix = cfg.get('data_prefix', {})
+        return check_coco_panoptic(_join(root, cfg['ann_file']),
+                                   _join(root, prefix.get('img', '')),
+                                   _join(root, prefix.get('seg', '')), check_images)
+    if kind == 'CocoDataset':
+        prefix = cfg.get('data_prefix', {})
+        return check_coco_instances(_join(root, cfg['ann_file']),
+                                    _join(root, prefix.get('img', '')), check_images)
+    if kind.endswith('SegDataset') or kind in ('ADE20KDataset', 'CityscapesDataset'):
+        prefix = cfg.get('data_prefix', {})
+        num = _num_classes(cfg, 'mmseg')
+        if num is None:
+            return None
+        return check_semantic(_join(root, prefix.get('img_path', '')),
+                              _join(root, prefix.get('seg_map_path', '')), num,
+                              cfg.get('img_suffix', '.jpg'), cfg.get('seg_map_suffix', '.png'),
+                              cfg.get('ignore_index', 255), cfg.get('reduce_zero_label', False))
+    return None
+
+
+FORMATS = ('classification', 'coco', 'panoptic', 'semantic')
+
+
+def check_data_root(root: str, formats: Sequence[str] = FORMATS,
+                    splits: Sequence[str] = ('train', 'val'),
+                    num_classes: Optional[Dict[str, int]] = None,
+                    check_images: bool = True) -> Dict[str, Dict[str, int]]:
+    """Check a data root laid out like the embedded shapes data set
+    (``tools/dataset/make_shapes.py``); formats whose folder is absent are
+    skipped. Class counts default to the root's ``meta.json``."""
+    if not osp.isdir(root):
+        raise DatasetError(f'data root {root} does not exist')
+    meta = {}
+    if osp.isfile(osp.join(root, 'meta.json')):
+        with open(osp.join(root, 'meta.json')) as f:
+            meta = json.load(f)
+    counts = dict(classification=len(meta.get('classification_classes', [])) or None,
+                  semantic=len(meta.get('semantic_classes', [])) or None)
+    counts.update(num_classes or {})
+    report: Dict[str, Dict[str, int]] = {}
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise ValueError(f'unknown format {fmt!r}; choose from {FORMATS}')
+        for split in splits:
+            key = f'{fmt}/{split}'
+            if fmt == 'classification' and osp.isdir(osp.join(root, 'classification')):
+                report[key] = check_classification(
+                    osp.join(root, 'classification'), f'meta/{split}.txt', split,
+                    counts['classification'], check_images)
+            elif fmt in ('coco', 'panoptic') and osp.isdir(osp.join(root, 'coco')):
+                coco = osp.join(root, 'coco')
+                if fmt == 'coco':
+                    report[key] = check_coco_instances(
+                        osp.join(coco, 'annotations', f'instances_{split}.json'),
+                        osp.join(coco, split), check_images)
+                else:
+                    report[key] = check_coco_panoptic(
+                        osp.join(coco, 'annotations', f'panoptic_{split}.json'),
+                        osp.join(coco, split), osp.join(coco, f'panoptic_{split}'),
+                        check_images)
+            elif fmt == 'semantic' and osp.isdir(osp.join(root, 'semantic')):
+                if counts['semantic'] is None:
+                    raise DatasetError(f'{root}: no meta.json; pass the semantic class count')
+                sem = osp.join(root, 'semantic')
+                report[key] = check_semantic(
+                    osp.join(sem, 'img_dir', split), osp.join(sem, 'ann_dir', split),
+                    counts['semantic'])
+    return report

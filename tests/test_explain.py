@@ -1,0 +1,248 @@
+"""Explainability maps (tool + hook), FLOP counting and the benchmark tool."""
+import glob
+import importlib.util
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from helpers import ROOT
+
+CLS_CFG = osp.join(ROOT, 'configs', 'classification', 'clusterformer-test_1xb32-12e_shapes.py')
+SEG_CFG = osp.join(ROOT, 'configs', 'segmentation', 'clusterformer-test_1xb8-1k_shapes-64x64.py')
+
+
+def _load_tool(*parts):
+    path = osp.join(ROOT, 'tools', *parts)
+    spec = importlib.util.spec_from_file_location(parts[-1][:-3], path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _read_rgb(path):
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    assert img is not None, path
+    return img[..., ::-1]
+
+
+def _first_image(root, sub):
+    files = sorted(glob.glob(osp.join(str(root), sub, '**', '*.png'), recursive=True))
+    assert files, f'no images under {sub}'
+    return files[0]
+
+
+# ------------------------------------------------------------------ rendering
+def test_panel_layout_and_colours():
+    from mmcf.visualization import cluster_palette, render_assignment_panel
+    from mmcf.visualization.render import GAP, TITLE_HEIGHT
+    image = np.full((40, 20, 3), 100, np.uint8)
+    labels = np.array([[0, 1], [2, 3]])  # 2x2 map, 4 clusters
+    palette = cluster_palette(4)
+    assert len({tuple(c) for c in palette}) == 4
+    panel = render_assignment_panel(image, labels, 'title', palette, alpha=0.5, panel_size=80)
+    assert panel.shape == (TITLE_HEIGHT + 80, 3 * 40 + 2 * GAP, 3)
+    tile = panel[TITLE_HEIGHT:, 40 + GAP:80 + GAP]  # the map tile, 80x40
+    assert (tile[5, 5] == palette[0]).all() and (tile[5, 35] == palette[1]).all()
+    assert (tile[75, 5] == palette[2]).all() and (tile[75, 35] == palette[3]).all()
+    overlay = panel[TITLE_HEIGHT:, 2 * (40 + GAP):]
+    expected = np.round(0.5 * 100 + 0.5 * palette[3].astype(float))
+    np.testing.assert_allclose(overlay[75, 35], expected, atol=1)
+    # a map of a padded batch: only the part over the image is drawn
+    padded = render_assignment_panel(image, np.array([[0, 1], [2, 3]]), valid=(1.0, 0.5),
+                                     palette=palette, panel_size=80)
+    tile = padded[TITLE_HEIGHT:, 40 + GAP:80 + GAP]
+    assert (tile[5, 35] == palette[0]).all() and (tile[75, 35] == palette[2]).all()
+
+
+# ------------------------------------------------------------------ the tool
+def test_tool_draws_backbone_maps_of_an_embedded_image(shapes_root, tmp_path):
+    from mmcf.visualization.render import GAP, TITLE_HEIGHT
+    tool = _load_tool('visualize_clusters.py')
+    image = _first_image(shapes_root, 'classification/val')
+    out = tmp_path / 'maps'
+    files = tool.main([CLS_CFG, image, '--out-dir', str(out), '--panel-size', '128'])
+    stem = osp.splitext(osp.basename(image))[0]
+    names = sorted(osp.basename(f) for f in files)
+    assert names == sorted([f'{stem}_backbone_stage{s}_it3.png' for s in range(4)] +
+                           [f'{stem}_clusters.png'])
+    panel = _read_rgb(str(out / f'{stem}_backbone_stage0_it3.png'))
+    assert panel.shape == (TITLE_HEIGHT + 128, 3 * 128 + 2 * GAP, 3)  # 64x64 image -> 128 tiles
+    tile = panel[TITLE_HEIGHT:, 128 + GAP:256 + GAP].reshape(-1, 3)
+    # stage 0 is 16x16 cells of 8x8 px: more than one cluster, and every
+    # colour is a palette colour
+    colours = {tuple(c) for c in tile}
+    assert len(colours) > 1
+    from mmcf.visualization import cluster_palette
+    assert colours <= {tuple(c) for c in cluster_palette(16)}
+    sheet = _read_rgb(str(out / f'{stem}_clusters.png'))
+    assert sheet.shape == (TITLE_HEIGHT + 4 * (GAP + panel.shape[0]), panel.shape[1], 3)
+    # the title says the weights are random: dark text pixels in the band
+    assert (panel[:TITLE_HEIGHT] < 128).any()
+
+
+def test_tool_draws_segmentation_head_class_centers(shapes_root, tmp_path):
+    tool = _load_tool('visualize_clusters.py')
+    image = _first_image(shapes_root, 'semantic/img_dir/val')
+    files = tool.main([SEG_CFG, image, '--out-dir', str(tmp_path), '--source', 'decode_head',
+                       '--iteration', '0', '--panel-size', '64'])
+    assert len(files) == 6 + 1  # six decoder layers + contact sheet
+    assert any('decode_head_layer5_it1' in f for f in files)
+
+
+def test_compute_maps_for_backbone_and_seg_head(shapes_root):
+    from mmengine.dataset import pseudo_collate
+
+    from mmcf.utils.build import build_image_pipeline, build_model_from_cfg
+    from mmcf.utils.config import load_config
+    from mmcf.visualization import compute_cluster_maps, find_assignment_sources
+    cfg = load_config(SEG_CFG)
+    torch.manual_seed(0)
+    model = build_model_from_cfg(cfg)
+    assert list(find_assignment_sources(model)) == ['backbone', 'decode_head']
+    data = pseudo_collate([build_image_pipeline(cfg)(
+        dict(img_path=_first_image(shapes_root, 'semantic/img_dir/val')))])
+    maps, batch_hw = compute_cluster_maps(model, data, iteration=1)
+    assert batch_hw == (64, 64)
+    head = [m for m in maps if m.source == 'decode_head']
+    # layer l clusters level l mod 3 of the pixel decoder: strides 32, 16, 8
+    assert [tuple(m.labels.shape[-2:]) for m in head] == [(2, 2), (4, 4), (8, 8)] * 2
+    assert all(m.num_centers == 7 and int(m.labels.max()) < 7 for m in head)
+    backbone = [m for m in maps if m.source == 'backbone']
+    assert [tuple(m.labels.shape[-2:]) for m in backbone] == [(16, 16), (8, 8), (4, 4), (2, 2)]
+    # recording modes are restored; the default records only the last iteration
+    assert model.backbone.record_assignments == 'last'
+    assert model.decode_head.record_assignments == 'last'
+    with torch.no_grad():
+        model(model.data_preprocessor(data, False)['inputs'], mode='tensor')
+    with pytest.raises(IndexError, match='iteration 0 not recorded'):
+        model.decode_head.assignment_maps(stage=0, iteration=0)
+    soft = model.decode_head.assignment_maps(stage=2, hard=False)
+    assert soft.shape == (1, 7, 8, 8)
+    torch.testing.assert_close(soft.sum(1), torch.ones(1, 8, 8))
+
+
+def test_tool_refuses_bad_input(shapes_root, tmp_path):
+    tool = _load_tool('visualize_clusters.py')
+    image = _first_image(shapes_root, 'classification/val')
+    with pytest.raises(FileNotFoundError, match='image not found: .*nope.png'):
+        tool.main([CLS_CFG, str(tmp_path / 'nope.png')])
+    with pytest.raises(FileNotFoundError, match='config file not found'):
+        tool.main([str(tmp_path / 'nope.py'), image])
+    with pytest.raises(FileNotFoundError, match='checkpoint not found'):
+        tool.main([CLS_CFG, image, '--checkpoint', str(tmp_path / 'x.pth')])
+    with pytest.raises(IndexError, match='stage 7 is out of range for backbone, which has 4'):
+        tool.main([CLS_CFG, image, '--stages', '7', '--out-dir', str(tmp_path)])
+    with pytest.raises(KeyError, match="no cluster-assignment source named \\['neck'\\]"):
+        tool.main([CLS_CFG, image, '--source', 'neck', '--out-dir', str(tmp_path)])
+
+
+# ------------------------------------------------------------------ the hook
+@pytest.mark.parametrize('scope', ['mmengine', 'mmpretrain', 'mmseg', 'mmdet'])
+def test_hook_builds_from_each_registry(scope):
+    import importlib
+    import mmcf  # noqa: F401
+    registry = importlib.import_module(f'{scope}.registry').HOOKS
+    hook = registry.build(dict(type='ClusterMapVisualizationHook', indices=[3, 5]))
+    assert type(hook).__name__ == 'ClusterMapVisualizationHook' and hook.indices == [3, 5]
+
+
+def test_hook_logs_maps_at_each_validation(shapes_root, tmp_path):
+    from mmengine.runner import Runner
+
+    from mmcf.utils.config import load_config
+    cls = osp.join(str(shapes_root), 'classification')
+    cfg = load_config(CLS_CFG, dict(
+        train_dataloader=dict(batch_size=16, dataset=dict(data_root=cls)),
+        val_dataloader=dict(batch_size=16, dataset=dict(data_root=cls)),
+        test_dataloader=dict(dataset=dict(data_root=cls)),
+        train_cfg=dict(max_epochs=2, val_interval=1),
+        param_scheduler=[], default_hooks=dict(checkpoint=dict(interval=100, save_best=None)),
+        custom_hooks=[dict(type='ClusterMapVisualizationHook', indices=[0, 7], stages=[0, 3],
+                           log_panels=True, panel_size=64)]),
+        work_dir=str(tmp_path))
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    files = sorted(osp.basename(f) for f in glob.glob(
+        osp.join(str(tmp_path), '*', 'vis_data', 'vis_image', 'cluster_maps_*.png')))
+    per_epoch = runner.iter // 2
+    expected = []
+    for step in (per_epoch, 2 * per_epoch):  # two validations
+        for idx in (0, 7):
+            expected += [f'cluster_maps_img{idx}_{step}.png',
+                         f'cluster_maps_img{idx}_backbone_stage0_it3_{step}.png',
+                         f'cluster_maps_img{idx}_backbone_stage3_it3_{step}.png']
+    assert files == sorted(expected)
+    sheet = _read_rgb(glob.glob(osp.join(str(tmp_path), '*', 'vis_data', 'vis_image',
+                                         f'cluster_maps_img7_{per_epoch}.png'))[0])
+    assert sheet.shape[1] == 3 * 64 + 2 * 4 and sheet.shape[0] > 2 * 64
+
+
+# ------------------------------------------------------------------ FLOPs
+def _eq3_terms(arch_dims, depths, tokens, K=16, T=3):
+    kv = sum(n * N * D * 2 * D for D, n, N in zip(arch_dims, depths, tokens))
+    q = sum(n * T * K * D * D for D, n in zip(arch_dims, depths))
+    em = sum(n * 2 * T * K * N * D for D, n, N in zip(arch_dims, depths, tokens))
+    return kv, q, em
+
+
+def test_clustering_flops_double_when_pixels_double():
+    from mmcf.analysis import clustering_flop_terms, flops_by_group, params_by_group
+    from mmcf.models import ClusterFormer
+    model = ClusterFormer('test', out_indices=(0, 1, 2, 3)).eval()
+    dims, depths = [32, 64, 128, 256], [1, 1, 2, 1]
+    small = clustering_flop_terms(model, torch.zeros(1, 3, 64, 64))
+    large = clustering_flop_terms(model, torch.zeros(1, 3, 64, 128))
+    # mmengine's count equals the formulas: N*D*2D, T*K*D^2, 2*T*K*N*D per layer
+    assert tuple(small.values()) == _eq3_terms(dims, depths, [256, 64, 16, 4])
+    assert large['E/M-step matmuls'] == 2 * small['E/M-step matmuls']
+    assert large['kv projection'] == 2 * small['kv projection']
+    assert large['q projection'] == small['q projection']  # K and T fixed
+    groups = flops_by_group(model, torch.zeros(1, 3, 64, 64))
+    assert groups['clustering (Eq. 3)'] == sum(small.values())
+    assert groups['heads'] == 0 and all(groups[g] > 0 for g in
+                                        ('encoder stages', 'center init (Eq. 5)',
+                                         'dispatching (Eq. 6)'))
+    assert groups['total'] == sum(v for k, v in groups.items() if k != 'total')
+    params = params_by_group(model)
+    assert params['total'] == sum(p.numel() for p in model.parameters())
+    assert params['total'] == sum(v for k, v in params.items() if k != 'total')
+    assert params['clustering (Eq. 3)'] == sum(
+        p.numel() for blk in model.modules() if hasattr(blk, 'clustering') and blk.clustering
+        for p in blk.clustering.parameters())
+
+
+def test_get_flops_tool_groups_heads_and_scaling(tmp_path):
+    tool = _load_tool('analysis', 'get_flops.py')
+    result = tool.main([CLS_CFG, '--shape', '64', '--scaling', '64', '128',
+                        '--json', str(tmp_path / 'flops.json')])
+    # LinearClsHead's fc (the centers neck has no parameters)
+    assert result['params']['heads'] == 256 * 4 + 4
+    assert result['flops']['heads'] == 256 * 4
+    assert [r['em_growth'] for r in result['scaling']] == [1.0, 4.0]
+    assert [r['pixel_growth'] for r in result['scaling']] == [1.0, 4.0]
+    assert osp.isfile(tmp_path / 'flops.json')
+
+
+# ------------------------------------------------------------------ benchmark
+def test_benchmark_tool_runs_interleaved_and_writes_json(tmp_path):
+    import json
+    tool = _load_tool('analysis', 'benchmark.py')
+    out = tmp_path / 'bench.json'
+    tool.main(['--archs', 'tiny', '--sizes', '64', '96', '--batch-sizes', '1', '2',
+               '--max-batch-pixels', str(96 * 96), '--repeats', '2', '--warmup', '0',
+               '--out', str(out)])
+    result = json.loads(out.read_text())
+    rows = result['results']
+    assert [(r['model'], r['size'], r['batch']) for r in rows] == [
+        ('ClusterFormer-tiny', 64, 1), ('Swin-T', 64, 1),
+        ('ClusterFormer-tiny', 64, 2), ('Swin-T', 64, 2),
+        ('ClusterFormer-tiny', 96, 1), ('Swin-T', 96, 1)]
+    assert result['skipped'] == [dict(arch='tiny', size=96, batch=2)]
+    for r in rows:
+        assert r['latency_ms'] > 0 and r['peak_mb'] > 0
+        assert r['throughput'] == pytest.approx(r['batch'] * 1e3 / r['latency_ms'])
+    # activations grow with the batch
+    assert rows[2]['peak_mb'] > rows[0]['peak_mb']
