@@ -61,3 +61,16 @@ def default_scope_kept():
         DefaultScope._instance_dict.clear()
         DefaultScope._instance_dict.update(before)
 
+
+# what ClusterFormer('test', out_indices=(0, 1, 2, 3), out_centers=True)
+# returns for a 64x64 image: (channels, side) of the four maps
+TEST_MAPS = [(32, 16), (64, 8), (128, 4), (256, 2)]
+
+
+def fake_backbone_outputs(batch=2, seed=0, num_centers=16):
+    """Random stand-ins for those outputs, the centers (B, K, 256) last."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    maps = [torch.randn(batch, c, s, s, generator=g) for c, s in TEST_MAPS]
+    centers = torch.randn(batch, num_centers, 256, generator=g)
+    return tuple(maps) + (centers, )

@@ -15,7 +15,7 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
 import mmcf  # noqa: F401  (registers the modules)
-from helpers import ROOT, python, run
+from helpers import ROOT, fake_backbone_outputs, python, run
 
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
@@ -32,23 +32,10 @@ SMALL_DET = osp.join(CFG_DIR, 'clusterformer-small-det_8xb2-lsj-50e_coco.py')
 MASK_RCNN = osp.join(CFG_DIR, 'mask-rcnn_clusterformer-tiny_fpn_1x_coco.py')
 
 
-
 @pytest.fixture(autouse=True)
 def mmdet_scope(no_default_scope_between_tests):
     """Data sets and pipelines build their transforms by name in mmdet."""
     init_default_scope('mmdet')
-
-# what ClusterFormer('test', out_indices=(0, 1, 2, 3), out_centers=True)
-# returns for a 64x64 image
-TEST_MAPS = [(32, 16), (64, 8), (128, 4), (256, 2)]
-
-
-def fake_backbone_outputs(batch=1, seed=0, num_centers=16):
-    g = torch.Generator().manual_seed(seed)
-    maps = [torch.randn(batch, c, s, s, generator=g) for c, s in TEST_MAPS]
-    centers = torch.randn(batch, num_centers, 256, generator=g)
-    return tuple(maps) + (centers, )
-
 
 def build_head(**overrides):
     """The demo config's head (64 wide), with ``overrides`` replacing keys."""
@@ -160,12 +147,12 @@ def test_detection_only_head_has_no_mask_branch():
                       train_cfg=dict(assigner=dict(type='HungarianAssigner',
                                                    match_costs=costs)))
     assert not hasattr(head, 'mask_embed') and not hasattr(head, 'loss_dice')
-    cls_l, box_l, mask_l = head(fake_backbone_outputs())
+    cls_l, box_l, mask_l = head(fake_backbone_outputs(batch=1))
     assert all(m is None for m in mask_l)
     gt, _, _, _ = _two_objects()
     del gt.masks
     s = DetDataSample(gt_instances=gt, metainfo=meta(pad=(64, 64)))
-    losses = head.loss(fake_backbone_outputs(), [s])
+    losses = head.loss(fake_backbone_outputs(batch=1), [s])
     assert 'loss_mask' not in losses and {'loss_cls', 'loss_bbox', 'loss_iou'} <= set(losses)
     # mask costs without a mask branch: refused, naming the costs
     with pytest.raises(ValueError, match='DiceCost'):
@@ -177,7 +164,7 @@ def test_every_layer_is_supervised():
     gt, _, _, _ = _two_objects()
     gt.labels = torch.tensor([0, 3])
     s = DetDataSample(gt_instances=gt, metainfo=meta(pad=(64, 64)))
-    losses = head.loss(fake_backbone_outputs(), [s])
+    losses = head.loss(fake_backbone_outputs(batch=1), [s])
     # d0 = initial centers, d1..d5 = decoder layers 1-5, no prefix = layer 6
     for name in ('loss_cls', 'loss_bbox', 'loss_iou', 'loss_mask', 'loss_dice'):
         assert name in losses and 'd5.' + name in losses and 'd0.' + name in losses
@@ -224,7 +211,7 @@ def test_mask_box_reference_is_the_box_around_the_mask():
 @pytest.mark.parametrize('center_init', ['encoder', 'free', 'feature'])
 def test_decoder_uses_encoder_centers_only_when_asked(center_init):
     head = build_head(center_init=center_init).eval()
-    feats = fake_backbone_outputs()
+    feats = fake_backbone_outputs(batch=1)
     other = feats[:4] + (torch.randn_like(feats[4]) * 3, )
     with torch.no_grad():
         a = head(feats)
@@ -241,7 +228,7 @@ def test_decoder_uses_encoder_centers_only_when_asked(center_init):
 def test_encoder_init_needs_the_centers():
     head = build_head()
     with pytest.raises(ValueError, match='out_centers=True'):
-        head(fake_backbone_outputs()[:4])
+        head(fake_backbone_outputs(batch=1)[:4])
     cfg = Config.fromfile(DEMO).model
     cfg.backbone.out_centers = False
     with pytest.raises(ValueError, match='out_centers=True'):
@@ -343,7 +330,7 @@ def test_label_out_of_range_is_refused():
     gt.labels = torch.tensor([0, 7])
     s = DetDataSample(gt_instances=gt, metainfo=meta(pad=(64, 64)))
     with pytest.raises(ValueError, match='label 7 .*num_classes=3'):
-        head.loss(fake_backbone_outputs(), [s])
+        head.loss(fake_backbone_outputs(batch=1), [s])
 
 
 # ---------------------------------------------------------------- configs

@@ -14,7 +14,7 @@ from mmengine.structures import PixelData
 from PIL import Image
 
 import mmcf  # noqa: F401  (registers the modules)
-from helpers import ROOT, python, run
+from helpers import ROOT, fake_backbone_outputs, python, run
 
 from mmseg.registry import MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
@@ -26,18 +26,6 @@ SMALL = osp.join(CFG_DIR, 'clusterformer-small_8xb2-126k_ade20k-640x640.py')
 UPERNET = osp.join(CFG_DIR, 'clusterformer-tiny_upernet_8xb2-160k_ade20k-512x512.py')
 
 # One thread per process comes from tests/conftest.py and helpers.run.
-
-
-# what ClusterFormer('test', out_indices=(0, 1, 2, 3), out_centers=True)
-# returns for a 64x64 image
-TEST_MAPS = [(32, 16), (64, 8), (128, 4), (256, 2)]
-
-
-def fake_backbone_outputs(batch=2, seed=0, num_centers=16):
-    g = torch.Generator().manual_seed(seed)
-    maps = [torch.randn(batch, c, s, s, generator=g) for c, s in TEST_MAPS]
-    centers = torch.randn(batch, num_centers, 256, generator=g)
-    return tuple(maps) + (centers, )
 
 
 def demo_head_cfg(**overrides):

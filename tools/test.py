@@ -16,7 +16,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from mmcf.engine import (check_checkpoint_matches_model, load_checkpoint_file,  # noqa: E402
                          setup_cpu_distributed)
-from mmcf.engine.reliable import load_checked_config  # noqa: E402
+from mmcf.utils.config import load_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -46,7 +46,7 @@ def main(argv=None):
     # refuse an unreadable, unsafe or foreign checkpoint before any output:
     # mmengine would load it with strict=False and evaluate random weights
     ckpt = load_checkpoint_file(args.checkpoint, require=())
-    cfg = load_checked_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.load_from = args.checkpoint
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)

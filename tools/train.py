@@ -24,7 +24,7 @@ from mmengine.runner import Runner  # noqa: E402
 from mmcf.engine import (BF16AmpOptimWrapper, check_checkpoint_matches_model,  # noqa: E402
                          find_resume_checkpoint, load_checkpoint_file, make_reliable,
                          setup_cpu_distributed)
-from mmcf.engine.reliable import load_checked_config  # noqa: E402
+from mmcf.utils.config import load_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -80,7 +80,7 @@ def _set_amp(cfg, dtype: str) -> None:
 
 
 def build_config(args):
-    cfg = load_checked_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     make_reliable(cfg)
     if args.amp or args.amp_dtype:
         _set_amp(cfg, args.amp_dtype or 'float16')

@@ -152,13 +152,14 @@ class RecurrentClustering(nn.Module):
         return t.transpose(1, 2).reshape(B, L, h * d)
 
     def assign(self, logits: torch.Tensor) -> torch.Tensor:
-        """E-step: turn ``(B, h, K, N)`` logits into an assignment ``M``."""
+        """E-step: turn pixel-major ``(B, h, N, K)`` logits (K on the last,
+        contiguous axis) into the assignment ``M`` in the same layout."""
         if self.update == 'recurrent':
-            return logits.softmax(dim=-2)
-        if self.update == 'vanilla':
             return logits.softmax(dim=-1)
-        index = logits.argmax(dim=-2, keepdim=True)
-        return torch.zeros_like(logits).scatter_(-2, index, 1.0)
+        if self.update == 'vanilla':
+            return logits.softmax(dim=-2)
+        index = logits.argmax(dim=-1, keepdim=True)
+        return torch.zeros_like(logits).scatter_(-1, index, 1.0)
 
     def forward(self,
                 x: torch.Tensor,
@@ -192,7 +193,7 @@ class RecurrentClustering(nn.Module):
             logits = k @ q.transpose(-2, -1)  # (B, h, N, K)
             if logits.dtype not in (torch.float32, torch.float64):
                 logits = logits.float()
-            m_nk = self._assign_pixel_major(logits).to(v.dtype)
+            m_nk = self.assign(logits).to(v.dtype)
             m = m_nk.transpose(-2, -1)  # (B, h, K, N) view
             c_heads = m @ v  # (B, h, K, d)
             if self.update == 'vanilla':
@@ -207,15 +208,6 @@ class RecurrentClustering(nn.Module):
             else:
                 maps[0] = m
         return c, maps
-
-    def _assign_pixel_major(self, logits: torch.Tensor) -> torch.Tensor:
-        """:meth:`assign` for (B, h, N, K) logits (K on the last axis)."""
-        if self.update == 'recurrent':
-            return logits.softmax(dim=-1)
-        if self.update == 'vanilla':
-            return logits.softmax(dim=-2)
-        index = logits.argmax(dim=-1, keepdim=True)
-        return torch.zeros_like(logits).scatter_(-1, index, 1.0)
 
 
 class FeatureDispatch(nn.Module):

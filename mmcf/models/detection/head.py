@@ -284,8 +284,8 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
         self.query_init.reset_parameters()
 
     def init_weights(self) -> None:
+        # the pixel decoder runs its own init_weights inside super()
         if not loads_pretrained(self.init_cfg):
-            self.pixel_decoder.init_weights()
             self._reset_parameters()
         super().init_weights()
 

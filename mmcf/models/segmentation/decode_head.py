@@ -33,7 +33,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ..clustering import Mlp
-from ..decoder import CENTER_INITS, CenterQueryInit, ClusterDecoderLayer
+from ..decoder import CenterQueryInit, ClusterDecoderLayer
 from ..utils import loads_pretrained
 from ...visualization.recorder import DecoderAssignmentRecorder
 
@@ -169,8 +169,6 @@ class ClusterFormerHead(DecoderAssignmentRecorder, BaseDecodeHead):
                  record_assignments: str = 'last',
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  **kwargs):
-        if center_init not in CENTER_INITS:
-            raise ValueError(f'center_init must be one of {CENTER_INITS}, got {center_init!r}')
         if similarity not in SIMILARITIES:
             raise ValueError(f'similarity must be one of {SIMILARITIES}, got {similarity!r}')
         if num_layers < 1:
@@ -200,7 +198,6 @@ class ClusterFormerHead(DecoderAssignmentRecorder, BaseDecodeHead):
         self.deep_supervision = deep_supervision
         self.supervise_initial = supervise_initial
         self.aux_loss_weight = aux_loss_weight
-        self.num_encoder_centers = num_encoder_centers
 
         # --- pixel decoder -------------------------------------------------
         # a ConfigDict: mmdet's decoders read their sub-configs as attributes
