@@ -9,6 +9,7 @@ from .version import __version__, version_info
 register_checkpoint_safe_globals()
 
 from . import models  # noqa: E402,F401  (registers the modules)
+from . import evaluation  # noqa: E402,F401  (registers the PQ metric)
 from . import engine  # noqa: E402,F401  (atomic checkpoints, CPU DDP, bf16)
 from . import visualization  # noqa: E402,F401  (registers the hook)
 

@@ -4,7 +4,7 @@ Adding a task to the reliability tests is one ``Demo(...)`` line in ``DEMOS``.
 """
 import os.path as osp
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Tuple
 
 from helpers import ROOT
 
@@ -20,23 +20,23 @@ class Demo:
         by_epoch: epoch-based training loop (else iteration-based).
         batch_size: per-process batch for the tests; with the fixture's data
             an epoch-based demo must have 3 iterations per epoch.
-        evaluator_ann: annotation file of the COCO evaluators, relative to
-            ``subdir`` (None: the evaluator reads no file).
+        evaluator_files: the evaluators' file options, ``(key, path)`` with
+            ``key`` under ``val_evaluator.`` (``'ann_file'``, or ``'0.ann_file'``
+            for a list of evaluators) and ``path`` relative to ``subdir``.
     """
     name: str
     config: str
     subdir: str
     by_epoch: bool
     batch_size: int
-    evaluator_ann: Optional[str] = None
+    evaluator_files: Tuple[Tuple[str, str], ...] = ()
 
     def data_options(self, shapes_root) -> List[str]:
         root = osp.join(str(shapes_root), self.subdir)
         opts = [f'{split}_dataloader.dataset.data_root={root}'
                 for split in ('train', 'val', 'test')]
-        if self.evaluator_ann:
-            ann = osp.join(root, self.evaluator_ann)
-            opts += [f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}']
+        for key, path in self.evaluator_files:
+            opts += [f'{e}_evaluator.{key}={osp.join(root, path)}' for e in ('val', 'test')]
         return opts
 
     def schedule(self, iters: int = 9, ckpt_every: int = 3) -> List[str]:
@@ -62,5 +62,11 @@ DEMOS = [
     Demo('detection',
          osp.join(ROOT, 'configs', 'detection', 'clusterformer-test_1xb8-1k_shapes-inst.py'),
          'coco', by_epoch=False, batch_size=4,
-         evaluator_ann=osp.join('annotations', 'instances_val.json')),
+         evaluator_files=(('ann_file', 'annotations/instances_val.json'), )),
+    Demo('panoptic',
+         osp.join(ROOT, 'configs', 'panoptic', 'clusterformer-test_1xb8-1k_shapes-panoptic.py'),
+         'coco', by_epoch=False, batch_size=4,
+         evaluator_files=(('0.ann_file', 'annotations/panoptic_val.json'),
+                          ('0.seg_prefix', 'panoptic_val/'),
+                          ('1.ann_file', 'annotations/instances_val.json'))),
 ]

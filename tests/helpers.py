@@ -74,3 +74,21 @@ def fake_backbone_outputs(batch=2, seed=0, num_centers=16):
     maps = [torch.randn(batch, c, s, s, generator=g) for c, s in TEST_MAPS]
     centers = torch.randn(batch, num_centers, 256, generator=g)
     return tuple(maps) + (centers, )
+
+
+def build_head_from_config(path, **overrides):
+    """The ``bbox_head`` of an mmdet config with the model's ``train_cfg`` /
+    ``test_cfg``, ``overrides`` replacing keys; seeded and initialised."""
+    import copy
+
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    cfg = copy.deepcopy(Config.fromfile(path).model)
+    head = cfg.bbox_head.to_dict()
+    head.update(train_cfg=cfg.train_cfg.to_dict(), test_cfg=cfg.test_cfg.to_dict())
+    head.update(overrides)
+    torch.manual_seed(0)
+    module = MODELS.build(head)
+    module.init_weights()
+    return module

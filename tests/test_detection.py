@@ -15,7 +15,7 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
 import mmcf  # noqa: F401  (registers the modules)
-from helpers import ROOT, fake_backbone_outputs, python, run
+from helpers import ROOT, build_head_from_config, fake_backbone_outputs, python, run
 
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
@@ -39,14 +39,7 @@ def mmdet_scope(no_default_scope_between_tests):
 
 def build_head(**overrides):
     """The demo config's head (64 wide), with ``overrides`` replacing keys."""
-    cfg = copy.deepcopy(Config.fromfile(DEMO).model)
-    head = cfg.bbox_head.to_dict()
-    head.update(train_cfg=cfg.train_cfg.to_dict(), test_cfg=cfg.test_cfg.to_dict())
-    head.update(overrides)
-    torch.manual_seed(0)
-    module = MODELS.build(head)
-    module.init_weights()
-    return module
+    return build_head_from_config(DEMO, **overrides)
 
 
 def meta(img_shape=(40, 40), pad=(64, 64), scale=(1.0, 1.0), ori=None):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from mmdet.models.detectors import SingleStageDetector
 from mmdet.registry import MODELS
+from mmengine.structures import PixelData
 
 
 @MODELS.register_module()
@@ -31,3 +32,30 @@ class ClusterFormerDetector(SingleStageDetector):
             raise ValueError(
                 "the head starts from the encoder's centers (center_init='encoder'): "
                 'build the backbone with out_centers=True')
+
+
+@MODELS.register_module()
+class ClusterFormerPanopticDetector(ClusterFormerDetector):
+    """ClusterFormer backbone + :class:`ClusterFormerPanopticHead`
+    (§4.1.5).
+
+    Training is the detector's (the head computes Eq. 7). Prediction fills
+    mmdet's panoptic fields of ``DetDataSample`` as its ``MaskFormer`` does:
+    ``pred_panoptic_seg`` (``sem_seg`` (1, H, W), ``label + k *
+    INSTANCE_OFFSET`` for things, ``label`` for stuff, ``num_classes`` for
+    VOID), ``pred_instances`` (thing masks, boxes, labels, scores) and
+    ``pred_sem_seg`` (1, H, W), each when the head's ``test_cfg`` turns it
+    on.
+    """
+
+    def predict(self, batch_inputs, batch_data_samples, rescale: bool = True):
+        feats = self.extract_feat(batch_inputs)
+        results = self.bbox_head.predict(feats, batch_data_samples, rescale=rescale)
+        for sample, res in zip(batch_data_samples, results):
+            if 'pan_results' in res:
+                sample.pred_panoptic_seg = PixelData(sem_seg=res['pan_results'][None])
+            if 'ins_results' in res:
+                sample.pred_instances = res['ins_results']
+            if 'sem_results' in res:
+                sample.pred_sem_seg = PixelData(sem_seg=res['sem_results'][None])
+        return batch_data_samples

@@ -149,6 +149,9 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
             ``oversample_ratio``, ``importance_sample_ratio``.
         test_cfg: ``max_per_img`` and ``mask_thr``.
     """
+    #: regress boxes (L1 + GIoU); the panoptic head, whose loss (Eq. 7) has
+    #: no box term, sets it to False and has no box branch
+    with_box: bool = True
 
     def __init__(self,
                  in_channels: Sequence[int],
@@ -182,6 +185,8 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         box_ref = box_ref or ('mask' if with_mask else 'cluster')
+        if not self.with_box:
+            box_ref = 'none'
         if box_ref == 'mask' and not with_mask:
             raise ValueError("box_ref='mask' needs the mask branch (with_mask=True)")
         if num_layers < 1:
@@ -193,6 +198,7 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
                              f'(strides 4-32), got in_channels={list(in_channels)}')
         D = feat_channels
         self.in_channels = list(in_channels)
+        self.feat_channels = D
         self.num_classes = num_classes
         self.num_queries = num_queries
         self.num_layers = num_layers
@@ -235,7 +241,8 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
 
         # --- prediction heads ---------------------------------------------
         self.cls_embed = Mlp(D, D, num_classes)  # "a small FFN" (§4.1.2)
-        self.reg_embed = Mlp(D, D, 4)
+        if self.with_box:
+            self.reg_embed = Mlp(D, D, 4)
         if with_mask:
             self.mask_embed = Mlp(D, D, D)
 
@@ -246,8 +253,9 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
             raise ValueError('loss_cls must be a sigmoid loss (use_sigmoid=True): the '
                              'head has no background class (§4.1.2 trains the classes '
                              'with binary cross-entropy)')
-        self.loss_bbox = MODELS.build(loss_bbox or dict(type='L1Loss', loss_weight=5.0))
-        self.loss_iou = MODELS.build(loss_iou or dict(type='GIoULoss', loss_weight=2.0))
+        if self.with_box:
+            self.loss_bbox = MODELS.build(loss_bbox or dict(type='L1Loss', loss_weight=5.0))
+            self.loss_iou = MODELS.build(loss_iou or dict(type='GIoULoss', loss_weight=2.0))
         if with_mask:
             self.loss_mask = MODELS.build(loss_mask or dict(
                 type='CrossEntropyLoss', use_sigmoid=True, reduction='mean',
@@ -277,8 +285,9 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
         nn.init.constant_(self.cls_embed.fc2.bias, bias_init_with_prob(0.01))
-        nn.init.zeros_(self.reg_embed.fc2.weight)
-        nn.init.zeros_(self.reg_embed.fc2.bias)
+        if self.with_box:
+            nn.init.zeros_(self.reg_embed.fc2.weight)
+            nn.init.zeros_(self.reg_embed.fc2.bias)
         if self.feat_pos:
             nn.init.normal_(self.level_embed.weight)
         self.query_init.reset_parameters()
@@ -357,10 +366,11 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
 
     def _forward_head(self, centers: Tensor, mask_feature: Tensor,
                       ref: Optional[Tensor] = None, extent: Optional[Tensor] = None
-                      ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+                      ) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
         """Class logits (B, K, C), boxes (B, K, 4) in normalised (cx, cy, w,
         h) (relative to a reference box when ``ref``, the cluster boxes, is
-        given), mask logits (B, K, H/4, W/4) or None."""
+        given; None without the box branch), mask logits (B, K, H/4, W/4) or
+        None."""
         dec = self.out_norm(centers)
         cls_scores = self.cls_embed(dec)
         mask_preds = None
@@ -368,6 +378,8 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
             mask_preds = torch.einsum('bkd,bdhw->bkhw', self.mask_embed(dec), mask_feature)
             if self.box_ref == 'mask' and ref is not None:
                 ref = self._mask_boxes(mask_preds.detach(), ref, extent)
+        if not self.with_box:
+            return cls_scores, None, mask_preds
         delta = self.reg_embed(dec)
         if ref is not None:
             delta = delta + torch.logit(ref.to(delta.dtype))
@@ -391,6 +403,13 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
         """Per supervised prediction (initial centers if
         ``supervise_initial``, then every decoder layer; the LAST is final):
         lists of class logits, boxes and mask logits."""
+        cls_list, box_list, mask_list, _ = self._decode(x, batch_data_samples)
+        return cls_list, box_list, mask_list
+
+    def _decode(self, x: Sequence[Tensor], batch_data_samples: Optional[list] = None
+                ) -> Tuple[List[Tensor], List[Optional[Tensor]], List[Optional[Tensor]],
+                           Tensor]:
+        """:meth:`forward`'s three lists and the stride-4 mask features F."""
         maps, enc_centers = self._split_inputs(x)
         mask_feature, levels = self.pixel_decoder(maps)
         levels = list(levels)
@@ -411,7 +430,7 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
         self.set_assignment_shapes([levels[i % len(levels)].shape[-2:]
                                     for i in range(self.num_layers)])
         cls_list, box_list, mask_list = (list(t) for t in zip(*outs))
-        return cls_list, box_list, mask_list
+        return cls_list, box_list, mask_list, mask_feature
 
     # ------------------------------------------------------------------ loss
     def loss(self, x: Sequence[Tensor], batch_data_samples: list) -> Dict[str, Tensor]:
