@@ -153,6 +153,13 @@ def test_targets_split_things_and_stuff():
     assert seg[2, 2].item() == 0 and seg[10, 10].item() == 1
     assert seg[0, 15].item() == 2 and seg[15, 0].item() == 3
     assert (seg >= 0).all() and t['sem'][2, 2].item() == 0 and t['sem'][0, 15].item() == 4
+    # a batch padded below the image: padding is void (-1) and ignored (255)
+    s = _sample()
+    s.set_metainfo(dict(batch_input_shape=(80, 64)))
+    t = head._prepare_panoptic_gt(s, (20, 16))
+    assert t['things'].masks.shape == (2, 80, 64) and t['stuff'].masks.shape == (2, 80, 64)
+    assert (t['seg_map'][16:] == -1).all() and (t['sem'][16:] == 255).all()
+    assert (t['seg_map'][:16] >= 0).all()
 
 
 def test_loss_terms_weights_and_switches():

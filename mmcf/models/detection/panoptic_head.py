@@ -254,7 +254,7 @@ class ClusterFormerPanopticHead(ClusterFormerDetHead):
         H, W = meta.get('batch_input_shape', meta.get('img_shape'))[:2]
         if 'gt_sem_seg' not in sample:
             raise ValueError(f'{name}: the panoptic head needs gt_sem_seg (stuff and the '
-                             'semantic loss): load it with LoadPanopticAnnotations('
+                             'semantic loss): load it with LoadCocoPanopticAnnotations('
                              'with_seg=True) and pad it (pad_seg=True)')
         gt = sample.gt_instances
         labels = gt.labels
@@ -265,7 +265,7 @@ class ClusterFormerPanopticHead(ClusterFormerDetHead):
                              f'for num_things_classes={self.num_things_classes}')
         if len(labels) and 'masks' not in gt:
             raise ValueError(f'{name}: the panoptic head needs the thing masks: '
-                             'LoadPanopticAnnotations(with_mask=True)')
+                             'LoadCocoPanopticAnnotations(with_mask=True)')
         masks = gt.masks if len(labels) else torch.zeros(0, H, W, dtype=torch.bool)
         masks = masks.to_tensor(dtype=torch.bool, device=device) \
             if hasattr(masks, 'to_tensor') else masks.to(device=device, dtype=torch.bool)
