@@ -39,6 +39,11 @@ class Demo:
             opts += [f'{e}_evaluator.{key}={osp.join(root, path)}' for e in ('val', 'test')]
         return opts
 
+    def cli_options(self, shapes_root, extra=()) -> List[str]:
+        """``--cfg-options`` for tools/train.py and tools/test.py: the
+        config pointed at ``shapes_root``, then ``extra``."""
+        return ['--cfg-options', *self.data_options(shapes_root), *extra]
+
     def schedule(self, iters: int = 9, ckpt_every: int = 3) -> List[str]:
         """Train ``iters`` iterations with a checkpoint every ``ckpt_every``."""
         if self.by_epoch:
@@ -70,3 +75,4 @@ DEMOS = [
                           ('0.seg_prefix', 'panoptic_val/'),
                           ('1.ann_file', 'annotations/instances_val.json'))),
 ]
+DEMO_BY_NAME = {d.name: d for d in DEMOS}

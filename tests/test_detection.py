@@ -16,6 +16,7 @@ from mmengine.structures import InstanceData
 
 import mmcf  # noqa: F401  (registers the modules)
 from helpers import ROOT, build_head_from_config, fake_backbone_outputs, python, run
+from demo_configs import DEMO_BY_NAME
 
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
@@ -435,15 +436,8 @@ def test_mask_rcnn_swap_builds_and_trains_a_step():
 
 
 # ---------------------------------------------------- runner / inference
-def _demo_options(data_root, extra=()):
-    coco = osp.join(str(data_root), 'coco')
-    ann = osp.join(coco, 'annotations', 'instances_val.json')
-    return ['--cfg-options',
-            f'train_dataloader.dataset.data_root={coco}',
-            f'val_dataloader.dataset.data_root={coco}',
-            f'test_dataloader.dataset.data_root={coco}',
-            f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
-            *extra]
+# the config pointed at the shapes_root fixture, then extra --cfg-options
+_demo_options = DEMO_BY_NAME['detection'].cli_options
 
 
 @pytest.fixture(scope='module')

@@ -17,6 +17,7 @@ from mmengine.structures import InstanceData, PixelData
 
 import mmcf  # noqa: F401  (registers the modules)
 from helpers import ROOT, build_head_from_config, fake_backbone_outputs, python, run
+from demo_configs import DEMO_BY_NAME
 from mmcf.models.detection.panoptic_losses import (instance_discrimination_loss,
                                                    mask_id_cross_entropy, pq_style_loss,
                                                    semantic_cross_entropy, soft_dice)
@@ -447,16 +448,8 @@ def test_coco_panoptic_pipelines_on_coco_format_data(shapes_root):
 
 
 # ------------------------------------------------------------ the runner
-def _demo_options(root, extra=()):
-    coco = osp.join(str(root), 'coco')
-    return ['--cfg-options',
-            *[f'{s}_dataloader.dataset.data_root={coco}' for s in ('train', 'val', 'test')],
-            *[f'{e}_evaluator.0.ann_file={coco}/annotations/panoptic_val.json'
-              for e in ('val', 'test')],
-            *[f'{e}_evaluator.0.seg_prefix={coco}/panoptic_val/' for e in ('val', 'test')],
-            *[f'{e}_evaluator.1.ann_file={coco}/annotations/instances_val.json'
-              for e in ('val', 'test')],
-            *extra]
+# the config pointed at the shapes_root fixture, then extra --cfg-options
+_demo_options = DEMO_BY_NAME['panoptic'].cli_options
 
 
 def test_train_and_panoptic_evaluation_through_the_runner(shapes_root, tmp_path):

@@ -15,6 +15,7 @@ from PIL import Image
 
 import mmcf  # noqa: F401  (registers the modules)
 from helpers import ROOT, fake_backbone_outputs, python, run
+from demo_configs import DEMO_BY_NAME
 
 from mmseg.registry import MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
@@ -341,13 +342,8 @@ def test_ade20k_config_trains_one_iteration(path, arch, tmp_path):
 
 
 # ------------------------------------------------------- runner / inference
-def _demo_options(data_root, extra=()):
-    sem = osp.join(str(data_root), 'semantic')
-    return ['--cfg-options',
-            f'train_dataloader.dataset.data_root={sem}',
-            f'val_dataloader.dataset.data_root={sem}',
-            f'test_dataloader.dataset.data_root={sem}',
-            *extra]
+# the config pointed at the shapes_root fixture, then extra --cfg-options
+_demo_options = DEMO_BY_NAME['segmentation'].cli_options
 
 
 def _val_images(root):

@@ -10,16 +10,15 @@ import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import mmcv
 import numpy as np
 import torch
 from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
-from mmengine.fileio import get, join_path, load
+from mmengine.fileio import join_path, load
 from mmengine.logging import MMLogger, print_log
 
-from ..utils.data_check import rgb2id
+from ..utils.data_check import read_panoptic_ids, segment_id_mismatch
 
 _STAT_KEYS = ('iou_sum', 'true_positives', 'false_positives',
               'false_negatives')
@@ -176,32 +175,27 @@ class PanopticQualityMetric(BaseMetric):
         """(H, W, 2) array of (label, instance), void is label -1, and the
         path of the PNG."""
         png_path = join_path(self.seg_prefix, ann['file_name'])
-        img_bytes = get(png_path, backend_args=self.backend_args)
-        rgb = mmcv.imfrombytes(img_bytes, flag='color', channel_order='rgb')
-        ids = rgb2id(rgb)
-
-        target = np.full(ids.shape + (2, ), -1, dtype=np.int64)
-        target[..., 1] = 0
-        seg_ids = set(np.unique(ids).tolist()) - {0}
-        info_ids = set()
-        for index, seg in enumerate(ann['segments_info']):
-            seg_id = seg['id']
-            info_ids.add(seg_id)
-            if seg_id not in seg_ids:
-                raise ValueError(
-                    f'segment id {seg_id} of segments_info is absent from '
-                    f'the PNG {png_path}')
-            label = self._cat_to_label.get(seg['category_id'])
-            if seg.get('iscrowd', 0) or label is None:
-                continue  # void in the target
-            mask = ids == seg_id
-            target[mask, 0] = label
-            target[mask, 1] = index + 1
-        unknown = sorted(seg_ids - info_ids)
+        ids = read_panoptic_ids(png_path, self.backend_args)
+        segments = ann['segments_info']
+        absent, unknown = segment_id_mismatch(ids, (seg['id'] for seg in segments))
+        if absent:
+            raise ValueError(
+                f'segment id {absent[0]} of segments_info is absent from '
+                f'the PNG {png_path}')
         if unknown:
             raise ValueError(
                 f'PNG {png_path} has segment ids {unknown} with no entry in '
                 f'segments_info of {self.ann_file}')
+
+        target = np.full(ids.shape + (2, ), -1, dtype=np.int64)
+        target[..., 1] = 0
+        for index, seg in enumerate(segments):
+            label = self._cat_to_label.get(seg['category_id'])
+            if seg.get('iscrowd', 0) or label is None:
+                continue  # void in the target
+            mask = ids == seg['id']
+            target[mask, 0] = label
+            target[mask, 1] = index + 1
         return target, png_path
 
     # ------------------------------------------------------------------

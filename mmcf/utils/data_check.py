@@ -245,6 +245,28 @@ def rgb2id(rgb: np.ndarray) -> np.ndarray:
     return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
 
 
+def read_panoptic_ids(path: str, backend_args: Optional[dict] = None) -> np.ndarray:
+    """The (H, W) segment id map of a COCO panoptic PNG, read through
+    mmengine's file backends (as the loader and the PQ metric read it);
+    ValueError naming the file if it does not decode."""
+    import mmcv
+    from mmengine.fileio import get
+    png = mmcv.imfrombytes(get(path, backend_args=backend_args), flag='color',
+                           channel_order='rgb')
+    if png is None:
+        raise ValueError(f'{path}: cannot be read as an image')
+    return rgb2id(png)
+
+
+def segment_id_mismatch(ids: np.ndarray, listed: Any) -> Tuple[List[int], List[int]]:
+    """Compare a panoptic PNG's id map (0 = unlabeled) with the segment ids
+    its ``segments_info`` lists: (listed but absent from the PNG, in the PNG
+    but not listed), each sorted."""
+    in_png = set(np.unique(ids).tolist()) - {0}
+    listed = set(listed)
+    return sorted(listed - in_png), sorted(in_png - listed)
+
+
 def check_coco_panoptic(ann_file: str, img_dir: str, seg_dir: str,
                         check_images: bool = True) -> Dict[str, int]:
     """Check a COCO panoptic file against its PNGs: every listed segment id
@@ -274,12 +296,10 @@ def check_coco_panoptic(ann_file: str, img_dir: str, seg_dir: str,
         if arr.ndim != 3 or arr.shape[2] < 3:
             problems.add(f'panoptic PNG {png} is not an RGB image (shape {arr.shape})')
             continue
-        ids = set(int(v) for v in np.unique(rgb2id(arr[..., :3]))) - {0}
-        missing = sorted(i for i in listed if i not in ids)
+        missing, extra = segment_id_mismatch(rgb2id(arr[..., :3]), listed)
         if missing:
             problems.add(f'{where}: segment id(s) {missing} are listed in segments_info but '
                          'missing from the PNG')
-        extra = sorted(ids - set(listed))
         if extra:
             problems.add(f'{where}: the PNG holds segment id(s) {extra[:5]} that '
                          'segments_info does not list')

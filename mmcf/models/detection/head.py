@@ -533,6 +533,25 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
                                    avg_factor=num_masks * self.num_points)
         return dict(loss_mask=loss_mask, loss_dice=loss_dice)
 
+    def _hungarian_match(self, pred: InstanceData, gt: InstanceData,
+                         mask_pred: Optional[Tensor], gt_masks: Optional[Tensor],
+                         img_meta: dict) -> Tuple[Tensor, Tensor]:
+        """Run the assigner on one image: ``pred`` holds the (detached)
+        class scores (and boxes), ``gt`` the labels (and boxes); with
+        ``mask_pred`` (K, h, w) and ``gt_masks`` the mask costs read the same
+        ``num_points`` random points of every mask. Returns the matched
+        prediction indices and their ground-truth indices."""
+        if mask_pred is not None and len(gt) > 0:
+            coords = torch.rand((1, self.num_points, 2), device=mask_pred.device)
+            pred.masks = point_sample(mask_pred.detach().unsqueeze(1),
+                                      coords.expand(len(mask_pred), -1, -1)).squeeze(1)
+            gt.masks = point_sample(gt_masks.unsqueeze(1).float(),
+                                    coords.expand(len(gt), -1, -1)).squeeze(1)
+        assign = self.assigner.assign(pred_instances=pred, gt_instances=gt,
+                                      img_meta=img_meta)
+        pos_inds = torch.nonzero(assign.gt_inds > 0, as_tuple=False).squeeze(-1).unique()
+        return pos_inds, assign.gt_inds[pos_inds] - 1
+
     def _get_targets_single(self, cls_score: Tensor, bbox_pred: Tensor,
                             mask_pred: Optional[Tensor], gt: InstanceData,
                             img_meta: dict) -> tuple:
@@ -548,17 +567,8 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
         pred = InstanceData(scores=cls_score.detach(),
                             bboxes=bbox_cxcywh_to_xyxy(bbox_pred.detach()) * factor)
         match_gt = InstanceData(labels=gt.labels, bboxes=gt.bboxes)
-        if mask_pred is not None and len(gt) > 0:
-            # the mask costs read the same random points of every mask
-            coords = torch.rand((1, self.num_points, 2), device=cls_score.device)
-            pred.masks = point_sample(mask_pred.detach().unsqueeze(1),
-                                      coords.expand(K, -1, -1)).squeeze(1)
-            match_gt.masks = point_sample(gt.masks.unsqueeze(1).float(),
-                                          coords.expand(len(gt), -1, -1)).squeeze(1)
-        assign = self.assigner.assign(pred_instances=pred, gt_instances=match_gt,
-                                      img_meta=img_meta)
-        pos_inds = torch.nonzero(assign.gt_inds > 0, as_tuple=False).squeeze(-1).unique()
-        pos_gt = assign.gt_inds[pos_inds] - 1
+        pos_inds, pos_gt = self._hungarian_match(
+            pred, match_gt, mask_pred, gt.masks if mask_pred is not None else None, img_meta)
 
         labels = cls_score.new_full((K, ), self.num_classes, dtype=torch.long)
         labels[pos_inds] = gt.labels[pos_gt]

@@ -30,7 +30,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.ops import point_sample
 from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.registry import MODELS
 from mmdet.structures.mask import mask2bbox
@@ -301,19 +300,12 @@ class ClusterFormerPanopticHead(ClusterFormerDetHead):
 
     def _match_things(self, logits: Tensor, masks: Tensor, things: InstanceData,
                       meta: dict) -> Tuple[Tensor, Tensor]:
-        """Hungarian matching of one image's thing centers to its objects:
-        the matched center indices and their object indices."""
-        if len(things) == 0:
-            empty = torch.zeros(0, dtype=torch.long, device=logits.device)
-            return empty, empty
-        coords = torch.rand((1, self.num_points, 2), device=logits.device)
-        pred = InstanceData(scores=logits.detach(), masks=point_sample(
-            masks.detach().unsqueeze(1), coords.expand(len(masks), -1, -1)).squeeze(1))
-        gt = InstanceData(labels=things.labels, masks=point_sample(
-            things.masks.unsqueeze(1).float(), coords.expand(len(things), -1, -1)).squeeze(1))
-        assign = self.assigner.assign(pred_instances=pred, gt_instances=gt, img_meta=meta)
-        pos = torch.nonzero(assign.gt_inds > 0, as_tuple=False).squeeze(-1).unique()
-        return pos, assign.gt_inds[pos] - 1
+        """Hungarian matching of one image's thing centers to its objects
+        (class and mask costs): the matched center indices and their object
+        indices."""
+        return self._hungarian_match(InstanceData(scores=logits.detach()),
+                                     InstanceData(labels=things.labels), masks,
+                                     things.masks, meta)
 
     def _loss_single(self, cls: Tensor, masks: Tensor, targets: List[dict],
                      metas: List[dict]) -> Dict[str, Tensor]:

@@ -1,14 +1,12 @@
 """COCO panoptic annotations without panopticapi."""
 from __future__ import annotations
 
-import mmcv
 import numpy as np
 from mmdet.datasets.transforms import LoadAnnotations, LoadPanopticAnnotations
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.mask import BitmapMasks
-from mmengine.fileio import get
 
-from ...utils.data_check import rgb2id
+from ...utils.data_check import read_panoptic_ids, rgb2id, segment_id_mismatch
 
 
 @TRANSFORMS.register_module()
@@ -42,22 +40,17 @@ class LoadCocoPanopticAnnotations(LoadPanopticAnnotations):
         path = results.get('seg_map_path', None)
         if path is None:  # inference without ground truth
             return
-        png = mmcv.imfrombytes(get(path, backend_args=self.backend_args), flag='color',
-                               channel_order='rgb')
-        if png is None:
-            raise ValueError(f'{path}: cannot be read as an image')
-        ids = rgb2id(png)
+        ids = read_panoptic_ids(path, self.backend_args)
         segments = results['segments_info']
         if self.strict:
-            in_png = set(np.unique(ids).tolist()) - {0}
-            in_json = {s['id'] for s in segments}
-            if in_png - in_json:
+            absent, unlisted = segment_id_mismatch(ids, (s['id'] for s in segments))
+            if unlisted:
                 raise ValueError(
-                    f'{path}: segment id(s) {sorted(in_png - in_json)[:5]} are in the '
+                    f'{path}: segment id(s) {unlisted[:5]} are in the '
                     'PNG but not in the JSON segments_info of this image')
-            if in_json - in_png:
+            if absent:
                 raise ValueError(
-                    f'{path}: segments_info id(s) {sorted(in_json - in_png)[:5]} have '
+                    f'{path}: segments_info id(s) {absent[:5]} have '
                     'no pixel in the PNG')
         h, w = ids.shape
         seg = np.full((h, w), 255, dtype=np.uint8 if len(segments) < 255 else np.int32)
