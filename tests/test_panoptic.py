@@ -364,6 +364,10 @@ def test_png_loader_without_panopticapi(tmp_path):
         load(_write_panoptic(tmp_path, ids, segs[:2]))
     with pytest.raises(ValueError, match=r'p.png: segments_info id\(s\) \[9\] have no pixel'):
         load(_write_panoptic(tmp_path, ids, segs + [dict(id=9, category=1, is_thing=True)]))
+    # a label past uint8 (255 is void) keeps its value
+    wide = [dict(s, category=300) if s['id'] == 2 else s for s in segs]
+    seg = load(_write_panoptic(tmp_path, ids, wide))['gt_seg_map']
+    assert seg[7, 7] == 300 and seg[0, 0] == 4
     lenient = TRANSFORMS.build(dict(type='LoadCocoPanopticAnnotations', with_bbox=False,
                                     with_label=False, strict=False))
     out = lenient(_write_panoptic(tmp_path, ids, segs[:2]))

@@ -53,7 +53,9 @@ class LoadCocoPanopticAnnotations(LoadPanopticAnnotations):
                     f'{path}: segments_info id(s) {absent[:5]} have '
                     'no pixel in the PNG')
         h, w = ids.shape
-        seg = np.full((h, w), 255, dtype=np.uint8 if len(segments) < 255 else np.int32)
+        # uint8 holds labels 0..254 (255 is void); more classes need int32
+        max_label = max((s['category'] for s in segments), default=0)
+        seg = np.full((h, w), 255, dtype=np.uint8 if max_label < 255 else np.int32)
         masks = []
         for s in segments:
             mask = ids == s['id']
