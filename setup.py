@@ -1,9 +1,10 @@
 """Install mmcf, the ClusterFormer plugin suite for OpenMMLab.
 
-Like the OpenMMLab codebases, the package carries ``mmcf/.mim/{configs,tools}``
-so that ``mim train mmcf <config>`` and ``mim test mmcf ...`` find our scripts
-and configs: symbolic links to the repository folders for an editable install,
-copies for a wheel.
+Like the OpenMMLab codebases, the package carries
+``mmcf/.mim/{configs,tools,model-index.yml}`` so that ``mim train mmcf
+<config>``, ``mim test mmcf ...`` and ``mim search mmcf`` find our scripts,
+configs and model index: symbolic links to the repository's files for an
+editable install, copies for a wheel.
 """
 import os
 import os.path as osp
@@ -13,7 +14,7 @@ import sys
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
-MIM_FILES = ('configs', 'tools')
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
 
 
 def read_version() -> str:
@@ -35,7 +36,7 @@ def read_requirements(name: str) -> list:
 
 
 def add_mim_extension() -> None:
-    """Put configs/ and tools/ under mmcf/.mim for mim.
+    """Put configs/, tools/ and model-index.yml under mmcf/.mim for mim.
 
     Editable installs (``pip install -e``) get symbolic links, so edits to the
     repository are seen at once; every other build gets copies.
@@ -55,9 +56,11 @@ def add_mim_extension() -> None:
         elif osp.isdir(dst):
             shutil.rmtree(dst)
         if editable:
-            os.symlink(osp.relpath(src, mim_root), dst, target_is_directory=True)
-        else:
+            os.symlink(osp.relpath(src, mim_root), dst, target_is_directory=osp.isdir(src))
+        elif osp.isdir(src):
             shutil.copytree(src, dst, ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+        else:
+            shutil.copyfile(src, dst)
 
 
 if __name__ == '__main__':
@@ -72,8 +75,9 @@ if __name__ == '__main__':
         keywords='computer vision, clustering, transformer, OpenMMLab',
         packages=find_packages(include=('mmcf', 'mmcf.*')),
         include_package_data=False,
-        package_data={'mmcf': ['.mim/configs/**/*.py', '.mim/tools/**/*.py',
-                               '.mim/tools/**/*.sh']},
+        package_data={'mmcf': ['.mim/configs/**/*.py', '.mim/configs/**/*.yml',
+                               '.mim/tools/**/*.py', '.mim/tools/**/*.sh',
+                               '.mim/model-index.yml']},
         python_requires='>=3.9',
         license='Apache License 2.0',
         install_requires=read_requirements('runtime.txt'),

@@ -1,14 +1,15 @@
 """mmcf: ClusterFormer for OpenMMLab (mmpretrain, mmdet, mmsegmentation).
 
 Importing mmcf registers its modules and lets torch >= 2.6 load the
-checkpoints that OpenMMLab runners write (see :mod:`mmcf.utils.checkpoint`).
+checkpoints that OpenMMLab runners write (see :mod:`mmcf.engine.checkpoint`).
 """
-from .utils.checkpoint import register_checkpoint_safe_globals
+from .engine.checkpoint import register_checkpoint_safe_globals
 from .version import __version__, version_info
 
 register_checkpoint_safe_globals()
 
 from . import models  # noqa: E402,F401  (registers the modules)
+from . import datasets  # noqa: E402,F401  (registers the transforms)
 from . import evaluation  # noqa: E402,F401  (registers the PQ metric)
 from . import engine  # noqa: E402,F401  (atomic checkpoints, CPU DDP, bf16)
 from . import visualization  # noqa: E402,F401  (registers the hook)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TESTS = osp.dirname(osp.abspath(__file__))
 
 
 def load_make_shapes():
@@ -20,8 +21,10 @@ def load_make_shapes():
 def run(cmd, cwd=ROOT, timeout=600, check=True, env=None):
     """Run a command, returning (returncode, combined output); on failure with
     check=True the assertion shows the end of the output."""
+    # tests/ on the path: runs can import tests/fault_injection.py
+    path = os.pathsep.join(p for p in (TESTS, os.environ.get('PYTHONPATH')) if p)
     full_env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'OMP_NUM_THREADS': '1',
-                'MKL_NUM_THREADS': '1', **(env or {})}
+                'MKL_NUM_THREADS': '1', 'PYTHONPATH': path, **(env or {})}
     proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, timeout=timeout, env=full_env)
     if check:

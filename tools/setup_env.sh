@@ -18,7 +18,8 @@ stamp_inputs() { cat requirements/*.txt setup.py tools/setup_env.sh | sha256sum 
 STAMP="$VENV/.mmcf-setup"
 WANT=$(stamp_inputs)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -x "$VENV/bin/python" ] \
-   && [ -L mmcf/.mim/configs ] && [ -e "$VENV/bin/mim" ]; then
+   && [ -L mmcf/.mim/configs ] && [ -L mmcf/.mim/model-index.yml ] \
+   && [ -e "$VENV/bin/mim" ]; then
   echo "[setup] $VENV is up to date"
   exit 0
 fi

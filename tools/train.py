@@ -104,7 +104,7 @@ def build_config(args):
 
 def check_data(cfg) -> None:
     """Validate the data sets of the config's train and val loaders."""
-    from mmcf.utils.data_check import check_dataset_cfg
+    from mmcf.datasets.data_check import check_dataset_cfg
     for split in ('train_dataloader', 'val_dataloader'):
         loader = cfg.get(split, None)
         if loader is not None and loader.get('dataset', None) is not None:

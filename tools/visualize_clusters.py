@@ -15,7 +15,11 @@ detection) configs in configs/. Without ``--checkpoint`` the model has random
 weights and every title says so.
 
 Writes, per image, ``<stem>_<source>_<stage|layer><i>_it<t>.png`` (image |
-map | overlay) and ``<stem>_clusters.png``, a contact sheet of all of them.
+map | overlay; ``t`` counts from 0 like ``--iteration``) and
+``<stem>_clusters.png``, a contact sheet of all of them, and prints the
+cluster health of each source and stage (entropy of the E-step / log K,
+relative spread of the centers, centers that win a pixel; see
+docs/en/clustering.md).
 """
 import argparse
 import os
@@ -33,6 +37,7 @@ from mmengine.dataset import pseudo_collate  # noqa: E402
 
 from mmcf.utils.build import build_image_pipeline, build_model_from_cfg  # noqa: E402
 from mmcf.utils.config import load_config  # noqa: E402
+from mmcf.models.recording import format_health  # noqa: E402
 from mmcf.visualization import (RANDOM_WEIGHTS_NOTE, compute_cluster_maps,  # noqa: E402
                                 render_cluster_maps, tensor_to_rgb)
 
@@ -102,8 +107,9 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
     written = []
     for index, path in enumerate(images):
         data = pseudo_collate([pipeline(dict(img_path=path, img_id=index))])
-        maps, batch_hw = compute_cluster_maps(model, data, args.source, args.stages,
-                                              args.block, args.iteration)
+        maps, batch_hw, health = compute_cluster_maps(
+            model, data, args.source, args.stages, args.block, args.iteration,
+            return_health=True)
         palettes = {m.source: palette for m in maps
                     if palette is not None and 'backbone' not in m.source}
         image = tensor_to_rgb(data['inputs'][0])
@@ -115,6 +121,7 @@ def main(argv: Optional[List[str]] = None) -> List[str]:
             mmcv.imwrite(panel[..., ::-1], out)  # RGB -> BGR for OpenCV
             written.append(out)
         print(f'{path}: {len(panels)} maps -> {osp.join(args.out_dir, stem + "_clusters.png")}')
+        print(format_health(health))
     return written
 
 

@@ -25,7 +25,10 @@ model = dict(
     head=dict(in_channels=768))
 
 # Swin's recipe: lr = 5e-4 * 1024 / 512 = 1e-3, as §4.1.1 states
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
+# (Swin's no-decay keys are kept; the E-step temperatures join them)
+optim_wrapper = dict(
+    optimizer=dict(lr=1e-3),
+    paramwise_cfg=dict(custom_keys={'.logit_scale': dict(decay_mult=0.0)}))
 auto_scale_lr = dict(base_batch_size=1024)
 
 # The §3.3 head reads only the last stage's cluster centers, so the last

@@ -16,6 +16,7 @@ model = dict(
                 dict(type='IoUCost', iou_mode='giou', weight=2.0),
             ])))
 
+with_mask = False
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=False),

@@ -1,22 +1,19 @@
 # CPU demo: the 'test' ClusterFormer with the ClusterFormer detection head on
-# the embedded "shapes" COCO split (4 thing classes, 64x64 scenes with 1-4
-# objects; make it with `python tools/dataset/make_shapes.py --out data/shapes`),
-# boxes and instance masks, scored with mmdet's CocoMetric (bbox and segm AP).
-# Same head design as the COCO configs (MSDeformAttn pixel decoder, RCA
-# decoder layers with T=3, instance centers from the encoder's centers,
-# sigmoid BCE classes, L1 x5 + GIoU x2 boxes, BCE + dice masks, Hungarian
-# matching, auxiliary losses on every layer), narrower (64 wide) and with
-# 20 instance centers for scenes of at most 4 objects.
+# the embedded "shapes" COCO split, boxes and instance masks, scored with
+# mmdet's CocoMetric (bbox and segm AP). Same head design as the COCO configs
+# (MSDeformAttn pixel decoder, RCA decoder layers with T=3, instance centers
+# from the encoder's centers, sigmoid BCE classes, L1 x5 + GIoU x2 boxes,
+# BCE + dice masks, Hungarian matching, auxiliary losses on every layer),
+# narrower (64 wide) and with 20 instance centers for scenes of at most 4
+# objects. 1000 iterations: the 160 training scenes are learned by then.
 # Run with OMP_NUM_THREADS=1 when the CPU is shared.
-_base_ = 'mmdet::_base_/default_runtime.py'
+_base_ = [
+    '../_base_/models/clusterformer-test_cpu-demo.py',
+    '../_base_/datasets/shapes_coco-instance.py',
+    '../_base_/schedules/shapes_1k-iters.py',
+]
 
 custom_imports = dict(imports=['mmcf'], allow_failed_imports=False)
-
-data_root = 'data/shapes/coco/'
-classes = ('circle', 'cross', 'square', 'triangle')
-num_classes = len(classes)
-embed_dims = 64
-with_mask = True
 
 model = dict(
     type='ClusterFormerDetector',
@@ -28,145 +25,20 @@ model = dict(
         pad_size_divisor=32,
         pad_mask=True,
         mask_pad_value=0),
-    backbone=dict(
-        type='ClusterFormer',
-        arch='test',  # dims 32/64/128/256, 16 centers
-        out_indices=(0, 1, 2, 3),
-        out_centers=True,
-        drop_path_rate=0.0),
+    backbone={{_base_.backbone}},
     bbox_head=dict(
         type='ClusterFormerDetHead',
-        in_channels=[32, 64, 128, 256],
-        num_classes=num_classes,
-        feat_channels=embed_dims,
+        in_channels={{_base_.backbone_channels}},
+        num_classes=4,
+        feat_channels={{_base_.embed_dims}},
         num_queries=20,
-        pixel_decoder=dict(
-            type='MSDeformAttnPixelDecoder',
-            num_outs=3,
-            norm_cfg=dict(type='GN', num_groups=8),
-            act_cfg=dict(type='ReLU'),
-            encoder=dict(
-                num_layers=2,
-                layer_cfg=dict(
-                    self_attn_cfg=dict(
-                        embed_dims=embed_dims, num_heads=4, num_levels=3, num_points=4,
-                        im2col_step=64, dropout=0.0, batch_first=True, norm_cfg=None,
-                        init_cfg=None),
-                    ffn_cfg=dict(
-                        embed_dims=embed_dims, feedforward_channels=128, num_fcs=2,
-                        ffn_drop=0.0, act_cfg=dict(type='ReLU', inplace=True))),
-                init_cfg=None),
-            positional_encoding=dict(num_feats=embed_dims // 2, normalize=True),
-            init_cfg=None),
-        num_layers=6,
-        num_iters=3,
-        head_dim=16,
-        num_heads=4,
-        ffn_channels=128,
+        pixel_decoder={{_base_.pixel_decoder}},
+        transformer_decoder={{_base_.transformer_decoder}},
         center_init='encoder',
-        num_encoder_centers=16,
+        num_encoder_centers={{_base_.num_encoder_centers}},
         encoder_channels=256,
-        with_mask=with_mask,
-        loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=2.0),
-        loss_bbox=dict(type='L1Loss', loss_weight=5.0),
-        loss_iou=dict(type='GIoULoss', loss_weight=2.0),
-        loss_mask=dict(type='CrossEntropyLoss', use_sigmoid=True, reduction='mean',
-                       loss_weight=5.0),
-        loss_dice=dict(type='DiceLoss', use_sigmoid=True, activate=True, reduction='mean',
-                       naive_dice=True, eps=1.0, loss_weight=5.0)),
-    train_cfg=dict(
-        assigner=dict(
-            type='HungarianAssigner',
-            match_costs=[
-                dict(type='FocalLossCost', weight=2.0),
-                dict(type='BBoxL1Cost', weight=5.0, box_format='xywh'),
-                dict(type='IoUCost', iou_mode='giou', weight=2.0),
-                dict(type='CrossEntropyLossCost', weight=5.0, use_sigmoid=True),
-                dict(type='DiceCost', weight=5.0, pred_act=True, eps=1.0),
-            ]),
-        num_points=1024,  # the masks are at most 64x64 = 4096 pixels
-        oversample_ratio=3.0,
-        importance_sample_ratio=0.75),
+        with_mask=True),
+    # the head's defaults are the COCO recipe's losses and match costs; the
+    # masks here are at most 64x64 = 4096 pixels, so fewer points
+    train_cfg=dict(num_points=1024),
     test_cfg=dict(max_per_img=100, mask_thr=0.5))
-
-dataset_type = 'CocoDataset'
-metainfo = dict(classes=classes)
-backend_args = None
-train_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=with_mask),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-5, 1e-5), by_mask=with_mask),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='Resize', scale=(64, 64), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=with_mask),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
-train_dataloader = dict(
-    batch_size=8,
-    num_workers=0,
-    persistent_workers=False,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    batch_sampler=None,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_train.json',
-        data_prefix=dict(img='train/'),
-        filter_cfg=dict(filter_empty_gt=False),
-        pipeline=train_pipeline,
-        backend_args=backend_args))
-val_dataloader = dict(
-    batch_size=8,
-    num_workers=0,
-    persistent_workers=False,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_val.json',
-        data_prefix=dict(img='val/'),
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
-test_dataloader = val_dataloader
-val_evaluator = dict(
-    type='CocoMetric',
-    ann_file=data_root + 'annotations/instances_val.json',
-    metric=['bbox', 'segm'] if with_mask else ['bbox'],
-    format_only=False,
-    backend_args=backend_args)
-test_evaluator = val_evaluator
-
-# 1000 iterations (about 10 minutes on one free core): the 160 training scenes
-# are learned by then; a 2000-iteration run with a x0.1 step at 1600 scored
-# lower (bbox AP 5.3, segm AP 7.9) than at 1000.
-max_iters = 1000
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=5e-4, weight_decay=0.05, betas=(0.9, 0.999)),
-    clip_grad=dict(max_norm=1.0, norm_type=2),
-    paramwise_cfg=dict(norm_decay_mult=0.0, custom_keys={
-        'query_pos': dict(decay_mult=0.0),
-        'level_embed': dict(decay_mult=0.0),
-        'center_mix': dict(decay_mult=0.0)}))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=100),
-]
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=500,
-                    max_keep_ckpts=2))
-log_processor = dict(by_epoch=False)
-randomness = dict(seed=0)
-auto_scale_lr = dict(enable=False, base_batch_size=8)

@@ -21,7 +21,10 @@
 # with AdamW over 50 epochs is ten times below every DETR-family recipe.
 # To run the paper's literal value:
 #   --cfg-options optim_wrapper.optimizer.lr=1e-5
-_base_ = 'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco.py'
+_base_ = [
+    'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco.py',
+    '../_base_/models/clusterformer_coco-decoder.py',
+]
 
 custom_imports = dict(imports=['mmcf'], allow_failed_imports=False)
 
@@ -71,29 +74,8 @@ model = dict(
         num_classes=num_classes,
         feat_channels=embed_dims,
         num_queries=100,
-        pixel_decoder=dict(  # Mask2Former's
-            type='MSDeformAttnPixelDecoder',
-            num_outs=3,
-            norm_cfg=dict(type='GN', num_groups=32),
-            act_cfg=dict(type='ReLU'),
-            encoder=dict(
-                num_layers=6,
-                layer_cfg=dict(
-                    self_attn_cfg=dict(
-                        embed_dims=embed_dims, num_heads=8, num_levels=3, num_points=4,
-                        im2col_step=64, dropout=0.0, batch_first=True, norm_cfg=None,
-                        init_cfg=None),
-                    ffn_cfg=dict(
-                        embed_dims=embed_dims, feedforward_channels=1024, num_fcs=2,
-                        ffn_drop=0.0, act_cfg=dict(type='ReLU', inplace=True))),
-                init_cfg=None),
-            positional_encoding=dict(num_feats=embed_dims // 2, normalize=True),
-            init_cfg=None),
-        num_layers=6,  # §3.3
-        num_iters=3,  # §3.3
-        head_dim=32,
-        num_heads=8,
-        ffn_channels=2048,
+        pixel_decoder={{_base_.pixel_decoder}},  # Mask2Former's
+        transformer_decoder={{_base_.transformer_decoder}},  # §3.3
         center_init='encoder',  # Table 6f; 'free' | 'feature'
         num_encoder_centers=100,
         encoder_channels=768,
@@ -134,6 +116,8 @@ optim_wrapper = dict(
             'query_pos': embed_multi,
             'center_feat': embed_multi,
             'center_mix': embed_multi,
+            # the E-step temperatures (also the backbone's, at full lr then)
+            'logit_scale': embed_multi,
             'level_embed': embed_multi,
         },
         norm_decay_mult=0.0),

@@ -21,7 +21,10 @@
 # PanopticQualityMetric (torchmetrics), mAP_pan^Th from CocoMetric on the
 # thing masks, mIoU_pan from SemSegMetric; panoptic PNGs are read by
 # LoadCocoPanopticAnnotations instead of mmdet's LoadPanopticAnnotations.
-_base_ = 'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py'
+_base_ = [
+    'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py',
+    '../_base_/models/clusterformer_coco-decoder.py',
+]
 
 custom_imports = dict(imports=['mmcf'], allow_failed_imports=False)
 
@@ -65,6 +68,8 @@ model = dict(
         drop_path_rate=0.3,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')
         if pretrained else None),
+    # inference: fuse thing and stuff centers into mmdet's panoptic outputs
+    panoptic_fusion_head=dict(type='ClusterFormerPanopticFusionHead'),
     bbox_head=dict(
         type='ClusterFormerPanopticHead',
         in_channels=[96, 192, 384, 768],
@@ -72,29 +77,8 @@ model = dict(
         num_stuff_classes=num_stuff_classes,
         num_queries=100,  # thing centers; + one per stuff class
         feat_channels=embed_dims,
-        pixel_decoder=dict(  # Mask2Former's
-            type='MSDeformAttnPixelDecoder',
-            num_outs=3,
-            norm_cfg=dict(type='GN', num_groups=32),
-            act_cfg=dict(type='ReLU'),
-            encoder=dict(
-                num_layers=6,
-                layer_cfg=dict(
-                    self_attn_cfg=dict(
-                        embed_dims=embed_dims, num_heads=8, num_levels=3, num_points=4,
-                        im2col_step=64, dropout=0.0, batch_first=True, norm_cfg=None,
-                        init_cfg=None),
-                    ffn_cfg=dict(
-                        embed_dims=embed_dims, feedforward_channels=1024, num_fcs=2,
-                        ffn_drop=0.0, act_cfg=dict(type='ReLU', inplace=True))),
-                init_cfg=None),
-            positional_encoding=dict(num_feats=embed_dims // 2, normalize=True),
-            init_cfg=None),
-        num_layers=6,  # §3.3
-        num_iters=3,  # §3.3
-        head_dim=32,
-        num_heads=8,
-        ffn_channels=2048,
+        pixel_decoder={{_base_.pixel_decoder}},  # Mask2Former's
+        transformer_decoder={{_base_.transformer_decoder}},  # §3.3
         center_init='encoder',  # Table 6f; 'free' | 'feature'
         num_encoder_centers=100,
         encoder_channels=768,
@@ -173,6 +157,8 @@ optim_wrapper = dict(
             'query_pos': embed_multi,
             'center_feat': embed_multi,
             'center_mix': embed_multi,
+            # the E-step temperatures (also the backbone's, at full lr then)
+            'logit_scale': embed_multi,
             'level_embed': embed_multi,
         },
         norm_decay_mult=0.0),

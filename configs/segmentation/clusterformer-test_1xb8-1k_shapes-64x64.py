@@ -6,16 +6,15 @@
 # Trains through the stock runner in a few minutes on a CPU (1000 iterations of
 # 8 images, about 0.3 s each on one core); tiny models run fastest with
 # OMP_NUM_THREADS=1 when the CPU is shared.
-_base_ = 'mmseg::_base_/default_runtime.py'
+_base_ = [
+    'mmseg::_base_/default_runtime.py',
+    '../_base_/models/clusterformer-test_cpu-demo.py',
+    '../_base_/datasets/shapes_semantic.py',
+]
 
 custom_imports = dict(imports=['mmcf'], allow_failed_imports=False)
 
-data_root = 'data/shapes/semantic'
-classes = ('circle', 'cross', 'square', 'triangle', 'sky', 'grass', 'bricks')
-palette = [[220, 20, 60], [255, 200, 0], [148, 0, 211], [0, 200, 200],
-           [135, 206, 235], [34, 139, 34], [160, 82, 45]]
-num_classes = len(classes)
-embed_dims = 64
+num_classes = 7
 
 data_preprocessor = dict(
     type='SegDataPreProcessor',
@@ -30,43 +29,17 @@ data_preprocessor = dict(
 model = dict(
     type='EncoderDecoder',
     data_preprocessor=data_preprocessor,
-    backbone=dict(
-        type='ClusterFormer',
-        arch='test',  # dims 32/64/128/256, 16 centers
-        out_indices=(0, 1, 2, 3),
-        out_centers=True,
-        drop_path_rate=0.0),
+    backbone={{_base_.backbone}},
     decode_head=dict(
         type='ClusterFormerHead',
-        in_channels=[32, 64, 128, 256],
+        in_channels={{_base_.backbone_channels}},
         in_index=[0, 1, 2, 3],
-        channels=embed_dims,
+        channels={{_base_.embed_dims}},
         num_classes=num_classes,
-        pixel_decoder=dict(
-            type='mmdet.MSDeformAttnPixelDecoder',
-            num_outs=3,
-            norm_cfg=dict(type='GN', num_groups=8),
-            act_cfg=dict(type='ReLU'),
-            encoder=dict(
-                num_layers=2,
-                layer_cfg=dict(
-                    self_attn_cfg=dict(
-                        embed_dims=embed_dims, num_heads=4, num_levels=3, num_points=4,
-                        im2col_step=64, dropout=0.0, batch_first=True, norm_cfg=None,
-                        init_cfg=None),
-                    ffn_cfg=dict(
-                        embed_dims=embed_dims, feedforward_channels=128, num_fcs=2,
-                        ffn_drop=0.0, act_cfg=dict(type='ReLU', inplace=True))),
-                init_cfg=None),
-            positional_encoding=dict(num_feats=embed_dims // 2, normalize=True),
-            init_cfg=None),
-        num_layers=6,
-        num_iters=3,
-        head_dim=16,
-        num_heads=4,
-        ffn_channels=128,
+        pixel_decoder={{_base_.pixel_decoder}},
+        transformer_decoder={{_base_.transformer_decoder}},
         center_init='encoder',
-        num_encoder_centers=16,
+        num_encoder_centers={{_base_.num_encoder_centers}},
         encoder_channels=256,
         align_corners=False,
         ignore_index=255,
@@ -81,51 +54,6 @@ model = dict(
     # stride=(16, 16)
     test_cfg=dict(mode='whole'))
 
-dataset_type = 'BaseSegDataset'
-metainfo = dict(classes=classes, palette=palette)
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='CheckSegSize'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='CheckSegSize'),
-    dict(type='PackSegInputs'),
-]
-train_dataloader = dict(
-    batch_size=8,
-    num_workers=0,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        metainfo=metainfo,
-        img_suffix='.png',
-        seg_map_suffix='.png',
-        reduce_zero_label=False,
-        data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train'),
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=8,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        metainfo=metainfo,
-        img_suffix='.png',
-        seg_map_suffix='.png',
-        reduce_zero_label=False,
-        data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
-        pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator
-
 max_iters = 1000
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -133,7 +61,8 @@ optim_wrapper = dict(
     clip_grad=dict(max_norm=1.0, norm_type=2),
     paramwise_cfg=dict(norm_decay_mult=0.0, custom_keys={
         'center_pos': dict(decay_mult=0.0),
-        'center_mix': dict(decay_mult=0.0)}))
+        'center_mix': dict(decay_mult=0.0),
+        'logit_scale': dict(decay_mult=0.0)}))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=100),
     dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=100, end=max_iters, by_epoch=False),

@@ -26,6 +26,7 @@
 _base_ = [
     'mmseg::_base_/datasets/ade20k_640x640.py',
     'mmseg::_base_/default_runtime.py',
+    '../_base_/models/clusterformer_coco-decoder.py',
 ]
 
 custom_imports = dict(imports=['mmcf'], allow_failed_imports=False)
@@ -70,39 +71,8 @@ model = dict(
         in_index=[0, 1, 2, 3],
         channels=embed_dims,
         num_classes=num_classes,
-        pixel_decoder=dict(
-            type='mmdet.MSDeformAttnPixelDecoder',
-            num_outs=3,
-            norm_cfg=dict(type='GN', num_groups=32),
-            act_cfg=dict(type='ReLU'),
-            encoder=dict(  # DeformableDetrTransformerEncoder
-                num_layers=6,
-                layer_cfg=dict(
-                    self_attn_cfg=dict(  # MultiScaleDeformableAttention
-                        embed_dims=embed_dims,
-                        num_heads=8,
-                        num_levels=3,
-                        num_points=4,
-                        im2col_step=64,
-                        dropout=0.0,
-                        batch_first=True,
-                        norm_cfg=None,
-                        init_cfg=None),
-                    ffn_cfg=dict(
-                        embed_dims=embed_dims,
-                        feedforward_channels=1024,
-                        num_fcs=2,
-                        ffn_drop=0.0,
-                        act_cfg=dict(type='ReLU', inplace=True))),
-                init_cfg=None),
-            positional_encoding=dict(num_feats=embed_dims // 2, normalize=True),
-            init_cfg=None),
-        num_layers=6,  # §3.3: six decoder layers
-        num_iters=3,  # §3.3: 3 iterations per layer
-        head_dim=32,
-        num_heads=8,
-        ffn_channels=2048,
-        dropout=0.0,
+        pixel_decoder={{_base_.pixel_decoder}},  # Mask2Former's
+        transformer_decoder={{_base_.transformer_decoder}},  # §3.3
         center_init='encoder',  # Table 6f, "centers from encoder"
         num_encoder_centers=100,
         encoder_channels=768,
@@ -156,6 +126,7 @@ optim_wrapper = dict(
             'center_pos': no_decay,
             'center_feat': no_decay,
             'center_mix': no_decay,
+            'logit_scale': no_decay,  # the E-step temperatures
         }))
 
 max_iters = 126313  # 100 epochs (Table 3) of 20210 images at batch 16

@@ -1,15 +1,17 @@
 """Training reliability: atomic checkpoints, exact resume, CPU distributed, bf16."""
 from .checkpoint import (AtomicCheckpointHook, AtomicLocalBackend, CheckpointError,
-                         atomic_write, check_checkpoint_matches_model, find_resume_checkpoint,
-                         load_checkpoint_file)
+                         atomic_write, check_checkpoint_matches_model, checkpoint_safe_globals,
+                         find_resume_checkpoint, load_checkpoint_file,
+                         register_checkpoint_safe_globals)
 from .dist import CPUDistributedDataParallel, setup_cpu_distributed
-from .hooks import KillAtIterHook, LossDumpHook, RNGStateHook
+from .hooks import RNGStateHook
 from .optim import BF16AmpOptimWrapper
 from .reliable import make_reliable
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'CheckpointError', 'atomic_write',
-    'check_checkpoint_matches_model', 'find_resume_checkpoint', 'load_checkpoint_file',
-    'CPUDistributedDataParallel', 'setup_cpu_distributed', 'KillAtIterHook', 'LossDumpHook',
-    'RNGStateHook', 'BF16AmpOptimWrapper', 'make_reliable'
+    'check_checkpoint_matches_model', 'checkpoint_safe_globals', 'find_resume_checkpoint',
+    'load_checkpoint_file', 'register_checkpoint_safe_globals',
+    'CPUDistributedDataParallel', 'setup_cpu_distributed', 'RNGStateHook',
+    'BF16AmpOptimWrapper', 'make_reliable'
 ]

@@ -1,16 +1,11 @@
-"""Hooks for exact resuming, and fault injection / loss recording for tests."""
+"""A hook for exact resuming: the RNG states in every checkpoint."""
 from __future__ import annotations
 
-import json
-import os
-import os.path as osp
 import random
-import signal
 from typing import Optional
 
 import numpy as np
 import torch
-from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
@@ -65,37 +60,3 @@ class RNGStateHook(Hook):
         np.random.set_state((nps['name'], nps['keys'].numpy().astype(np.uint32), nps['pos'],
                              nps['has_gauss'], nps['gauss']))
         runner.logger.info('restored the python, numpy and torch RNG states of the checkpoint')
-
-
-@HOOKS.register_module()
-class KillAtIterHook(Hook):
-    """Fault injection for tests: SIGKILL the process after ``after_iters``
-    training iterations (counted over the whole run), as a pre-emption would."""
-
-    priority = 'LOWEST'
-
-    def __init__(self, after_iters: int) -> None:
-        if after_iters < 1:
-            raise ValueError(f'after_iters must be >= 1, got {after_iters}')
-        self.after_iters = after_iters
-
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        if runner.iter + 1 == self.after_iters:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
-@HOOKS.register_module()
-class LossDumpHook(Hook):
-    """Append every rank's losses of each training iteration to
-    ``<work_dir>/losses_rank<R>.jsonl`` (mmengine logs rank 0's only)."""
-
-    priority = 'LOW'
-
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        row = {'iter': runner.iter + 1}
-        for key, value in (outputs or {}).items():
-            if 'loss' in key:
-                row[key] = float(value.detach() if isinstance(value, torch.Tensor) else value)
-        path = osp.join(runner.work_dir, f'losses_rank{get_rank()}.jsonl')
-        with open(path, 'a') as f:
-            f.write(json.dumps(row) + '\n')

@@ -18,7 +18,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.fileio import join_path, load
 from mmengine.logging import MMLogger, print_log
 
-from ..utils.data_check import read_panoptic_ids, segment_id_mismatch
+from ..datasets.panoptic_io import read_panoptic_ids, segment_id_mismatch
 
 _STAT_KEYS = ('iou_sum', 'true_positives', 'false_positives',
               'false_negatives')

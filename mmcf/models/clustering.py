@@ -13,15 +13,30 @@ centers ``c`` are ``(B, K, D)``. Nothing here depends on mmengine or mmcv.
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 CENTER_UPDATES = ('recurrent', 'vanilla', 'kmeans')
+LOGIT_TYPES = ('cosine', 'centered_cosine', 'dot')
+PROJ_INITS = ('kmeans', 'random')
 M_STEPS = ('mean', 'sum')
 DISPATCH_SIMS = ('cosine', 'assignment')
+
+
+def unit_vectors(t: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """``t / |t|`` along the last axis, ``t / sqrt(|t|^2 + eps^2)`` exactly.
+
+    Unlike ``F.normalize`` its gradient is finite at ``t = 0``, which the
+    centered cosine logits meet whenever a pixel's key equals the image's mean
+    key (a map of one token, a flat region in bf16) or all centers' queries
+    are equal (one center): ``F.normalize`` clamps the norm there and its
+    backward gives 0 * inf = NaN, which poisons every weight in one step. A
+    zero vector stays zero (its logits are 0: a uniform assignment).
+    """
+    return t * torch.rsqrt(t.pow(2).sum(dim=-1, keepdim=True) + eps * eps)
 
 
 def center_grid(num_centers: int) -> Tuple[int, int]:
@@ -59,15 +74,25 @@ class CenterInit(nn.Module):
     a position-wise FFN. The paper leaves the FFN width open; ``ffn_ratio``
     sets its hidden width as a fraction of ``dim``.
 
+    ``residual=True`` (default) adds the FFN to the pooled cell, ``C^(0) =
+    P + FFN(P)`` with ``P = Adaptive_Pooling_K(I)``: the Transformer's
+    position-wise FFN, which Eq. 5 names, always comes with its residual, and
+    it keeps the centers "from image grids" (§3.2) as they are at
+    initialisation, where a small-init FFN alone shrinks them to near zero
+    (measured in docs/en/clustering.md). False is the literal Eq. 5.
+
     Args:
         dim: feature width D.
         num_centers: K.
         ffn_ratio: hidden width of the FFN relative to ``dim``.
+        residual: ``P + FFN(P)`` instead of ``FFN(P)``.
     """
 
-    def __init__(self, dim: int, num_centers: int, ffn_ratio: float = 0.25):
+    def __init__(self, dim: int, num_centers: int, ffn_ratio: float = 0.25,
+                 residual: bool = True):
         super().__init__()
         self.num_centers = num_centers
+        self.residual = residual
         self.grid = center_grid(num_centers)
         self.ffn = Mlp(dim, max(1, int(round(dim * ffn_ratio))))
 
@@ -78,7 +103,8 @@ class CenterInit(nn.Module):
             raise ValueError(f'CenterInit: {N} tokens do not form a {H}x{W} map')
         grid = x.transpose(1, 2).reshape(B, D, H, W)
         pooled = F.adaptive_avg_pool2d(grid, self.grid)  # (B, D, rows, cols)
-        return self.ffn(pooled.flatten(2).transpose(1, 2))  # (B, K, D)
+        pooled = pooled.flatten(2).transpose(1, 2)  # (B, K, D)
+        return pooled + self.ffn(pooled) if self.residual else self.ffn(pooled)
 
 
 class RecurrentClustering(nn.Module):
@@ -86,7 +112,7 @@ class RecurrentClustering(nn.Module):
 
     For ``t = 1..T``::
 
-        E-step:  M^(t)   = softmax_K(Q(C^(t)) K_I^T / sqrt(d))   # (K, HW)
+        E-step:  M^(t)   = softmax_K(S(Q(C^(t)), K_I))            # (K, HW)
         M-step:  C^(t+1) = M^(t) V_I                              # (K, D)
 
     computed per head (head width ``head_dim``, so ``D / head_dim`` heads).
@@ -95,18 +121,65 @@ class RecurrentClustering(nn.Module):
     projections serve every iteration, so ``num_iters`` never changes the
     parameter count (Table 6b).
 
-    Options where the paper is open or ablates (Table 6c):
+    **Logits** ``S`` (``logits``). Eq. 3 writes the dot product ``Q K^T``;
+    §3.1 says clustering measures "the proximity between data points and
+    cluster centroids" with "similarity metrics, such as cosine similarity":
 
-    * ``update='recurrent'`` - Eq. 3, softmax over the K centers.
-      ``'vanilla'`` - Eq. 1, ordinary cross-attention: softmax over HW and a
-      residual update ``C <- C + A V``. ``'kmeans'`` - hard assignment, the
-      arg-max over K of the same logits (k-means cross-attention); the
-      gradient reaches the centers through ``V`` as in kMaX-DeepLab.
-    * ``m_step='mean'`` (default) - each center is the assignment-weighted
-      *mean* of the values, ``C_k = sum_i M_ki V_i / sum_i M_ki``: the EM
-      M-step that §3.2 says the layer follows, and a center scale that does not
-      grow with HW, so one model serves 224 px and 1024 px inputs.
-      ``'sum'`` is the literal ``C = M V`` of Eq. 3.
+    * ``'centered_cosine'`` (default): ``S_ki = tau_h cos(Q_k - Q_bar, K_i
+      - K_bar)``, the cosine similarity of the projected center and pixel
+      after removing, per image and head, the mean key over the pixels
+      ``K_bar`` and the mean query over the centers ``Q_bar``; i.e. the
+      proximity of a pixel to a centroid measured on what sets them apart
+      from the rest of the image. ``tau_h = exp(logit_scale_h)`` is a learned
+      per-head temperature (initialised to ``logit_scale``, capped at 100, as
+      Swin V2's cosine attention).
+    * ``'cosine'``: the same without the centering.
+    * ``'dot'``: ``S_ki = Q_k K_i^T / sqrt(d)``, the scaled dot product as
+      Eq. 3 writes it (mmcf 0.1).
+
+    ``residual`` (default True) writes the M-step in the residual form of
+    Eq. 2, the starting point of §3.1: ``C^(t+1) = C^(t) + M^(t) V_I``, so
+    the centers keep what Eq. 5 pooled from their grid cell; False is Eq. 3's
+    ``C^(t+1) = M^(t) V_I``.
+
+    Why these defaults (measured in docs/en/clustering.md, 5 seeds of the
+    classification demo): with the dot product and the backbone's small
+    initialisation (std 0.02) the logits are ~1e-3, the first E-step is
+    uniform over K, the mean M-step gives K identical centers, every later
+    logit is equal for every k and the gradient that could separate the
+    centers is zero: all K centers of every block are one vector, at
+    initialisation and after training, and the §3.3 head is global average
+    pooling. Cosine logits do not depend on the scale of the projections, but
+    an image's features share a large common component, so plain cosines
+    differ little between centers and training still drifts towards the
+    uniform E-step; centering removes that component. The residual M-step
+    keeps the centers' grid identity and gave the best accuracy. Together
+    (with Eq. 5 as ``P + FFN(P)``, :class:`CenterInit`) the E-step has
+    entropy / log K of 0.5-0.7 at initialisation and after training, the
+    centers stay apart, and top-1 rose from 88.2% to 93.4% (mmcf 0.1's
+    options: ``logits='dot', residual=False``).
+
+    **Center update** (Table 6c, ``update``):
+
+    * ``'recurrent'`` - Eq. 3, softmax over the K centers.
+    * ``'vanilla'`` - Eq. 1, ordinary cross-attention: softmax over HW and a
+      residual update ``C <- C + A V``.
+    * ``'kmeans'`` - hard assignment, the arg-max over K of the same logits
+      (k-means cross-attention); the gradient reaches the centers through
+      ``V`` as in kMaX-DeepLab.
+
+    ``m_step='mean'`` (default) - each center is the assignment-weighted
+    *mean* of the values, ``C_k = sum_i M_ki V_i / sum_i M_ki``: the EM M-step
+    that §3.2 says the layer follows, and a center scale that does not grow
+    with HW, so one model serves 224 px and 1024 px inputs. ``'sum'`` is the
+    literal ``C = M V`` of Eq. 3.
+
+    **Recording** (explainability, Fig. 3, and cluster health): set
+    ``record`` to ``'last'`` or ``'all'``; then every forward in eval mode
+    keeps a detached reference to the maps of the last (or every) iteration
+    and to the centers, and ``assignments`` (EM iteration -> head-averaged
+    soft maps (B, K, N)) and ``health`` (:func:`cluster_health` of the last
+    iteration) are computed from them when read.
 
     Args:
         dim: feature and center width D.
@@ -114,8 +187,17 @@ class RecurrentClustering(nn.Module):
         num_iters: T (3 in the paper, Table 6b).
         update: 'recurrent' | 'vanilla' | 'kmeans'.
         m_step: 'mean' | 'sum'.
+        logits: 'centered_cosine' | 'cosine' | 'dot'.
+        logit_scale: initial temperature ``tau`` of the cosine logits.
+        learn_logit_scale: learn ``tau`` per head (else it stays fixed).
+        residual: residual M-step (Eq. 2 form).
+        proj_init: 'random' (the owner's init: the backbone's truncated
+            normal, a head's Xavier) | 'kmeans' (the E-step starts as cosine
+            k-means, see :meth:`init_kmeans_`; measured, not the default).
         qkv_bias: add a bias to the q/k/v projections.
     """
+
+    max_logit_scale = 100.0
 
     def __init__(self,
                  dim: int,
@@ -123,25 +205,56 @@ class RecurrentClustering(nn.Module):
                  num_iters: int = 3,
                  update: str = 'recurrent',
                  m_step: str = 'mean',
+                 logits: str = 'centered_cosine',
+                 logit_scale: float = 5.0,
+                 learn_logit_scale: bool = True,
+                 residual: bool = True,
+                 proj_init: str = 'random',
                  qkv_bias: bool = True):
         super().__init__()
+        if proj_init not in PROJ_INITS:
+            raise ValueError(f'proj_init must be one of {PROJ_INITS}, got {proj_init!r}')
         if update not in CENTER_UPDATES:
             raise ValueError(f'update must be one of {CENTER_UPDATES}, got {update!r}')
         if m_step not in M_STEPS:
             raise ValueError(f'm_step must be one of {M_STEPS}, got {m_step!r}')
-        if num_iters < 1:
-            raise ValueError(f'num_iters (T) must be >= 1, got {num_iters}')
-        if head_dim < 1 or dim % head_dim:
+        if logits not in LOGIT_TYPES:
+            raise ValueError(f'logits must be one of {LOGIT_TYPES}, got {logits!r}')
+        if not isinstance(num_iters, int) or num_iters < 1:
+            raise ValueError(f'num_iters (T) must be an integer >= 1, got {num_iters!r}')
+        if not isinstance(head_dim, int) or head_dim < 1:
+            raise ValueError(f'head_dim must be an integer >= 1, got {head_dim!r}')
+        if dim % head_dim:
             raise ValueError(f'dim {dim} is not a multiple of head_dim {head_dim}')
+        if not 0 < logit_scale <= self.max_logit_scale:
+            raise ValueError(f'logit_scale must be in (0, {self.max_logit_scale}], '
+                             f'got {logit_scale}')
         self.dim = dim
         self.head_dim = head_dim
         self.num_heads = dim // head_dim
         self.num_iters = num_iters
         self.update = update
         self.m_step = m_step
+        self.logits = logits
+        self.residual = residual
+        self.proj_init = proj_init
         self.scale = head_dim ** -0.5
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        if logits != 'dot':
+            init = torch.full((self.num_heads, 1, 1), math.log(logit_scale))
+            if learn_logit_scale:
+                self.logit_scale = nn.Parameter(init)
+            else:
+                self.register_buffer('logit_scale', init)
+        self.reset_projections()
+        self.record = 'none'
+        self.clear_records()
+
+    def extra_repr(self) -> str:
+        return (f'dim={self.dim}, heads={self.num_heads}, T={self.num_iters}, '
+                f'update={self.update!r}, m_step={self.m_step!r}, logits={self.logits!r}, '
+                f'residual={self.residual}, proj_init={self.proj_init!r}')
 
     def _split(self, t: torch.Tensor) -> torch.Tensor:
         B, L, _ = t.shape
@@ -150,6 +263,47 @@ class RecurrentClustering(nn.Module):
     def _merge(self, t: torch.Tensor) -> torch.Tensor:
         B, h, L, d = t.shape
         return t.transpose(1, 2).reshape(B, L, h * d)
+
+    def reset_projections(self) -> None:
+        """Apply ``proj_init``: ``'kmeans'`` runs :meth:`init_kmeans_`;
+        ``'random'`` leaves the projections to their owner's init (the
+        backbone's truncated normal, a head's Xavier). Owners call it after
+        their own initialisation."""
+        if self.proj_init == 'kmeans':
+            self.init_kmeans_()
+
+    @torch.no_grad()
+    def init_kmeans_(self, std: float = 0.02) -> None:
+        """Initialise the projections so that the E-step starts as cosine
+        k-means between the centers and the features.
+
+        ``W_q`` is drawn (truncated normal, ``std``), ``W_k`` is a copy of it
+        and ``W_v`` is the identity scaled by ``std * sqrt(D)`` (the size a
+        random ``std`` init gives the values), biases zero. Then ``V_I`` is
+        the features and each M-step center a weighted mean of them, and
+        ``cos(Q(C_k), K_i) = cos(W C_k, W I_i)`` compares center and feature
+        in one space at every iteration, so the T iterations sharpen the
+        clusters as k-means does. With independent random ``W_q``, ``W_k``,
+        ``W_v`` the E-step after the first compares a center to features
+        through an unrelated random bilinear form, every iteration mixes the
+        clusters further and the K centers contract to their common mean
+        (docs/en/clustering.md). Training moves all three freely.
+        """
+        D = self.dim
+        nn.init.trunc_normal_(self.q.weight, std=std)
+        self.kv.weight[:D].copy_(self.q.weight)
+        # V = s I with s = std sqrt(D): values of the size a random std init gives
+        self.kv.weight[D:].copy_(torch.eye(D, dtype=self.kv.weight.dtype) * (std * D ** 0.5))
+        for lin in (self.q, self.kv):
+            if lin.bias is not None:
+                lin.bias.zero_()
+
+    def temperature(self) -> torch.Tensor:
+        """The per-head factor on the logits, (h, 1, 1): ``tau_h`` for cosine
+        logits, ``1 / sqrt(d)`` for dot-product logits."""
+        if self.logits == 'dot':
+            return self.q.weight.new_full((self.num_heads, 1, 1), self.scale)
+        return self.logit_scale.clamp(max=math.log(self.max_logit_scale)).exp()
 
     def assign(self, logits: torch.Tensor) -> torch.Tensor:
         """E-step: turn pixel-major ``(B, h, N, K)`` logits (K on the last,
@@ -169,25 +323,39 @@ class RecurrentClustering(nn.Module):
         """Cluster ``x`` (B, N, D) starting from ``centers`` (B, K, D).
 
         Returns the final centers (B, K, D) and the list of assignment maps
-        ``M`` (B, heads, K, N): all T of them with ``keep_all``, else only the
-        last one.
+        ``M`` (B, heads, K, N): all T of them with ``keep_all`` (or when
+        recording ``'all'`` in eval mode), else only the last one.
 
         Every step is one batched matmul over (batch, heads); nothing loops
-        over centers or pixels. K and V are projected and laid out once; the
-        attention scale is applied to the small Q. The logits are laid out
-        pixel-major, (B, h, N, K), so the softmax over K of Eq. 3 runs along
-        the contiguous axis, and the M-step reads ``M`` as a transposed view
-        (BLAS takes it as is). The mean M-step divides the (K, d) result by
-        the assignment mass instead of normalising the (K, N) map. The
-        returned maps are (B, h, K, N) views of the (B, h, N, K) buffers.
+        over centers or pixels. K and V are projected and laid out once (K
+        normalised once for cosine logits); the temperature is applied to the
+        small Q. The logits are laid out pixel-major, (B, h, N, K), so the
+        softmax over K of Eq. 3 runs along the contiguous axis, and the
+        M-step reads ``M`` as a transposed view (BLAS takes it as is). The
+        mean M-step divides the (K, d) result by the assignment mass instead
+        of normalising the (K, N) map. The returned maps are (B, h, K, N)
+        views of the (B, h, N, K) buffers.
         """
+        recording = self.record != 'none' and not self.training
+        keep_all = keep_all or (recording and self.record == 'all')
         k, v = self.kv(x).chunk(2, dim=-1)  # computed once, Eq. 3
-        k = self._split(k).contiguous()  # (B, h, N, d)
+        k = self._split(k)  # (B, h, N, d)
+        if self.logits == 'centered_cosine':
+            k = k - k.mean(dim=-2, keepdim=True)
+        if self.logits != 'dot':
+            k = unit_vectors(k)
+        k = k.contiguous()
         v = self._split(v).contiguous()
+        tau = self.temperature().to(k.dtype)
         c = centers
         maps: List[torch.Tensor] = []
         for _ in range(self.num_iters):
-            q = self._split(self.q(c)) * self.scale  # only Q is recomputed
+            q = self._split(self.q(c))  # only Q is recomputed
+            if self.logits == 'centered_cosine':
+                q = q - q.mean(dim=-2, keepdim=True)
+            if self.logits != 'dot':
+                q = unit_vectors(q)
+            q = q * tau
             # The softmax runs in float32 (or float64) whatever the input
             # precision, so large logits under bf16/fp16 autocast stay finite.
             logits = k @ q.transpose(-2, -1)  # (B, h, N, K)
@@ -202,12 +370,88 @@ class RecurrentClustering(nn.Module):
                 if self.m_step == 'mean':
                     mass = m_nk.sum(dim=-2).unsqueeze(-1)  # (B, h, K, 1)
                     c_heads = c_heads / mass.clamp_min(1e-6)
-                c = self._merge(c_heads)  # Eq. 3 M-step
+                update = self._merge(c_heads)
+                c = c + update if self.residual else update  # Eq. 2 / Eq. 3 M-step
             if keep_all or not maps:
                 maps.append(m)
             else:
                 maps[0] = m
+        if recording:
+            # references only (no copy, no work): maps and health are made
+            # from them when read, so recording costs nothing per forward
+            first = self.num_iters - len(maps)  # without keep_all only T-1
+            self._records = dict(first=first, maps=[mt.detach() for mt in maps],
+                                 centers=c.detach())
+            self._assignments = self._health = None
         return c, maps
+
+    # ------------------------------------------------------------ recording
+    def clear_records(self) -> None:
+        """Forget the recorded forward."""
+        self._records: Optional[dict] = None
+        self._assignments: Optional[Dict[int, torch.Tensor]] = None
+        self._health: Optional[Dict[str, float]] = None
+
+    @property
+    def assignments(self) -> Dict[int, torch.Tensor]:
+        """The recorded head-averaged soft maps, EM iteration (0..T-1) ->
+        (B, K, N); empty when nothing was recorded."""
+        if self._records is None:
+            return {}
+        if self._assignments is None:
+            first = self._records['first']
+            self._assignments = {first + t: m.mean(dim=1)
+                                 for t, m in enumerate(self._records['maps'])}
+        return self._assignments
+
+    @property
+    def health(self) -> Optional[Dict[str, float]]:
+        """:func:`cluster_health` of the recorded forward's last EM
+        iteration, or None when nothing was recorded."""
+        if self._records is None:
+            return None
+        if self._health is None:
+            self._health = cluster_health(self._records['maps'][-1], self._records['centers'])
+        return self._health
+
+
+def cluster_health(assignment: torch.Tensor, centers: torch.Tensor) -> Dict[str, float]:
+    """How much a clustering clusters: three numbers for one E-step.
+
+    Args:
+        assignment: the soft maps ``M`` (B, heads, K, N) of one E-step.
+        centers: the centers (B, K, D) of the following M-step.
+
+    Returns:
+        ``entropy``: the mean over images, heads and pixels of the entropy of
+        a pixel's assignment over the K centers divided by ``log K`` (1: the
+        uniform E-step, every pixel shared equally; 0: hard assignments; 0
+        for K = 1). Columns of ``M`` are normalised over K first, so the
+        softmax-over-HW map of Eq. 1 is measured on the same footing.
+        ``spread``: relative spread of the centers, ``sqrt(mean_k |c_k -
+        c_bar|^2) / sqrt(mean_k |c_k|^2)`` per image, averaged: 0 when all K
+        centers are one vector, 1 when their mean is zero.
+        ``used``: how many centers win (arg-max of the head-averaged map) at
+        least one pixel, averaged over images. ``num_centers``: K.
+    """
+    if assignment.dim() != 4 or centers.dim() != 3:
+        raise ValueError(f'cluster_health expects maps (B, heads, K, N) and centers '
+                         f'(B, K, D), got {tuple(assignment.shape)} and {tuple(centers.shape)}')
+    m = assignment.double()
+    K = m.shape[2]
+    p = m / m.sum(dim=2, keepdim=True).clamp_min(1e-30)
+    if K > 1:
+        ent = -(p * p.clamp_min(1e-30).log()).sum(dim=2) / math.log(K)
+        entropy = float(ent.mean())
+    else:
+        entropy = 0.0
+    c = centers.double()
+    dev = (c - c.mean(dim=1, keepdim=True)).pow(2).sum(-1).mean(-1)
+    norm = c.pow(2).sum(-1).mean(-1)
+    spread = float((dev / norm.clamp_min(1e-30)).sqrt().mean())
+    winners = p.mean(dim=1).argmax(dim=1)  # (B, N)
+    used = sum(int(torch.unique(w).numel()) for w in winners) / winners.shape[0]
+    return dict(entropy=entropy, spread=spread, used=used, num_centers=K)
 
 
 class FeatureDispatch(nn.Module):

@@ -3,6 +3,10 @@
 * :class:`ClusterDecoderLayer` - one decoder layer: an RCA layer of Eq. 4
   (recurrent cross-attention clustering, Eq. 3, over one level of pixel
   features), then self-attention among the centers and an FFN.
+* :class:`ClusterTransformerDecoder` - the stack of decoder layers and the
+  decoding loop every head runs, built from one nested config
+  ``transformer_decoder=dict(num_layers=6, layer_cfg=dict(...))`` (the
+  shape of mmdet's ``Mask2FormerHead`` config).
 * :class:`CenterQueryInit` - the initial decoder centers of Table 6f: from
   the encoder's cluster centers, free parameters, or direct feature
   embedding (Eq. 5 on the pixel features).
@@ -12,16 +16,19 @@ segmentation (instance centers) build their decoders from these two.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+import copy
+import warnings
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
-from mmengine.model import BaseModule
+from mmengine.model import BaseModule, ModuleList
 from torch import Tensor
 
 from .clustering import CenterInit, RecurrentClustering
+from .utils import loads_pretrained
 
 CENTER_INITS = ('encoder', 'free', 'feature')
 
@@ -39,6 +46,10 @@ class ClusterDecoderLayer(BaseModule):
     ``P`` is a learned per-center embedding (the "query position") that keeps
     the identity of each center. RCA returns the clustered centers of its
     last M-step (Eq. 3); the residual keeps the center identity across layers.
+    ``cluster_logits``, ``logit_scale``, ``residual_m_step`` and
+    ``proj_init`` choose the E-step logits, M-step form and projection init
+    of the RCA, as in the encoder (see
+    :class:`~mmcf.models.clustering.RecurrentClustering`).
     """
 
     def __init__(self,
@@ -50,6 +61,10 @@ class ClusterDecoderLayer(BaseModule):
                  dropout: float = 0.0,
                  center_update: str = 'recurrent',
                  m_step: str = 'mean',
+                 cluster_logits: str = 'centered_cosine',
+                 logit_scale: float = 5.0,
+                 residual_m_step: bool = True,
+                 proj_init: str = 'random',
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
@@ -58,7 +73,8 @@ class ClusterDecoderLayer(BaseModule):
         self.feat_norm = build_norm_layer(norm_cfg, dim)[1]
         self.clustering = RecurrentClustering(
             dim, head_dim=head_dim, num_iters=num_iters, update=center_update,
-            m_step=m_step)
+            m_step=m_step, logits=cluster_logits, logit_scale=logit_scale,
+            residual=residual_m_step, proj_init=proj_init)
         self.cluster_proj = nn.Linear(dim, dim)
         self.cluster_drop = nn.Dropout(dropout)
         self.norm1 = build_norm_layer(norm_cfg, dim)[1]
@@ -95,6 +111,12 @@ class CenterQueryInit(nn.Module):
       encoder centers from a fixed grid, so encoder center ``j`` has the same
       meaning in every image and ``W`` can learn which encoder clusters feed
       which decoder center. ``C^0`` depends on the image through ``E``.
+      ``W`` starts as a selection, so the decoder starts from the encoder's
+      distinct centers rather than a random mix of them: the identity when
+      K = K_enc, else decoder center ``k`` takes encoder center
+      ``floor(k K_enc / K)`` (evenly spaced over the pooling grid), plus a
+      small random term (std ``0.01 / sqrt(K_enc)``) when K > K_enc, so that
+      centers that share an encoder center still differ.
     * ``'free'`` ("free parameters"): a learned (K, D) table, the same for
       every image (DETR / Mask2Former queries).
     * ``'feature'`` ("direct feature embedding"): Eq. 5,
@@ -127,13 +149,23 @@ class CenterQueryInit(nn.Module):
         elif mode == 'free':
             self.center_feat = nn.Embedding(num_centers, dim)
         else:
-            self.center_init_ffn = CenterInit(dim, num_centers, ffn_ratio=1.0)
+            # Table 6f's "direct feature embedding" [17]: the literal Eq. 5
+            self.center_init_ffn = CenterInit(dim, num_centers, ffn_ratio=1.0, residual=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """A variance-preserving init of the encoder-center map ``W``."""
-        if self.mode == 'encoder':
-            nn.init.normal_(self.center_mix, std=self.num_encoder_centers ** -0.5)
+        """The encoder-center map ``W`` starts as a selection of encoder
+        centers (the identity when K = K_enc), see the class docstring."""
+        if self.mode != 'encoder':
+            return
+        K, K_enc = self.num_centers, self.num_encoder_centers
+        with torch.no_grad():
+            self.center_mix.zero_()
+            source = (torch.arange(K) * K_enc) // K
+            self.center_mix[torch.arange(K), source] = 1.0
+            if K > K_enc:
+                self.center_mix.add_(torch.randn_like(self.center_mix),
+                                     alpha=0.01 * K_enc ** -0.5)
 
     def forward(self, enc_centers: Optional[Tensor], coarse: Tensor) -> Tensor:
         """``enc_centers`` (B, K_enc, C_enc) or None; ``coarse`` (B, D, h, w)
@@ -157,3 +189,144 @@ class CenterQueryInit(nn.Module):
                 f'encoder_channels={self.encoder_channels}')
         proj = self.center_proj(enc_centers)  # (B, K_enc, D)
         return torch.einsum('kj,bjd->bkd', self.center_mix.to(proj.dtype), proj)
+
+
+#: head arguments of mmcf 0.1 and where they live now in ``transformer_decoder``
+LEGACY_DECODER_KEYS = {
+    'num_layers': 'num_layers',
+    'num_iters': 'layer_cfg.num_iters',
+    'head_dim': 'layer_cfg.head_dim',
+    'num_heads': 'layer_cfg.num_heads',
+    'ffn_channels': 'layer_cfg.ffn_channels',
+    'dropout': 'layer_cfg.dropout',
+    'center_update': 'layer_cfg.center_update',
+    'm_step': 'layer_cfg.m_step',
+    'transformer_norm_cfg': 'layer_cfg.norm_cfg',
+    'transformer_act_cfg': 'layer_cfg.act_cfg',
+}
+
+
+def merge_legacy_decoder_cfg(transformer_decoder: Optional[dict], legacy: Dict[str, object],
+                             owner: str) -> dict:
+    """``transformer_decoder`` with the flat head arguments of earlier
+    releases (``num_layers=``, ``num_iters=``, ... on the head) folded in.
+
+    Each flat key still works, with a ``DeprecationWarning`` that names its
+    new place; giving a key both ways is refused.
+    """
+    cfg = copy.deepcopy(dict(transformer_decoder or {}))
+    layer_cfg = dict(cfg.get('layer_cfg') or {})
+    for key, value in legacy.items():
+        if key not in LEGACY_DECODER_KEYS:
+            raise TypeError(f'{owner} got an unexpected keyword argument {key!r}')
+        new = LEGACY_DECODER_KEYS[key]
+        warnings.warn(f'{owner}: {key}= is deprecated; use transformer_decoder.{new}',
+                      DeprecationWarning, stacklevel=3)
+        target, name = (layer_cfg, new.split('.', 1)[1]) if new.startswith('layer_cfg.') \
+            else (cfg, new)
+        if name in target and target[name] != value:
+            raise ValueError(f'{owner}: {key}={value!r} and transformer_decoder.{new}='
+                             f'{target[name]!r} disagree; keep only transformer_decoder.{new}')
+        target[name] = value
+    cfg['layer_cfg'] = layer_cfg
+    return cfg
+
+
+class ClusterTransformerDecoder(BaseModule):
+    """The decoder of every ClusterFormer head (§3.3): ``num_layers``
+    :class:`ClusterDecoderLayer` (6 in the paper), RCA layers not shared
+    (§3.2). Layer ``l`` clusters pixel level ``l mod L`` (coarse to fine, in
+    round robin), so the stack walks the feature hierarchy as Eq. 4 does.
+
+    Built from one nested config, as mmdet's heads take theirs::
+
+        transformer_decoder=dict(
+            num_layers=6,
+            layer_cfg=dict(num_iters=3, head_dim=32, num_heads=8,
+                           ffn_channels=2048, dropout=0.0,
+                           center_update='recurrent', m_step='mean',
+                           cluster_logits='centered_cosine', logit_scale=5.0,
+                           residual_m_step=True, proj_init='random'))
+
+    ``layer_cfg`` holds any argument of :class:`ClusterDecoderLayer` but
+    ``dim``, which is the head's width.
+
+    Args:
+        dim: decoder width D.
+        num_layers: decoder layers.
+        layer_cfg: arguments of every :class:`ClusterDecoderLayer`.
+    """
+
+    def __init__(self, dim: int, num_layers: int = 6, layer_cfg: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        if not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f'transformer_decoder.num_layers must be an integer >= 1, '
+                             f'got {num_layers!r}')
+        layer_cfg = dict(layer_cfg or {})
+        if 'dim' in layer_cfg:
+            raise ValueError('transformer_decoder.layer_cfg must not set dim: the decoder '
+                             "width is the head's channels")
+        self.num_layers = num_layers
+        self.layers = ModuleList([ClusterDecoderLayer(dim, **layer_cfg)
+                                  for _ in range(num_layers)])
+        self.num_iters = self.layers[0].clustering.num_iters
+
+    @property
+    def rca_modules(self) -> List[nn.Module]:
+        """The RCA of every layer, in order (what the assignment recorder reads)."""
+        return [layer.clustering for layer in self.layers]
+
+    def reset_parameters(self) -> None:
+        """Xavier for the layers' matrices, as Mask2Former's decoder, then
+        each RCA's ``proj_init`` (the k-means start by default)."""
+        for name, p in self.layers.named_parameters():
+            # the E-step temperatures keep their set value (logit_scale)
+            if p.dim() > 1 and not name.endswith('logit_scale'):
+                nn.init.xavier_uniform_(p)
+        for rca in self.rca_modules:
+            rca.reset_projections()
+
+    def level_index(self, layer: int, num_levels: int) -> int:
+        """The pixel level that decoder layer ``layer`` clusters."""
+        return layer % num_levels
+
+    def forward(self, level_tokens: Sequence[Tensor], centers: Tensor, pos: Tensor
+                ) -> Iterator[Tuple[int, Tensor, Tensor]]:
+        """Run the layers; yields ``(layer index, centers, last assignment
+        map)`` after each layer, so a head predicts from every layer.
+
+        ``level_tokens`` are the (B, N_l, D) pixel tokens of each level
+        (with whatever positional terms the head adds), ``centers`` and
+        ``pos`` (B, K, D).
+        """
+        for i, layer in enumerate(self.layers):
+            tokens = level_tokens[self.level_index(i, len(level_tokens))]
+            centers, assign = layer(tokens, centers, pos)
+            yield i, centers, assign
+
+
+class ClusterDecoderHeadMixin:
+    """What every head that owns a :class:`ClusterTransformerDecoder` does
+    the same way: ``init_weights`` runs the head's ``_reset_parameters``
+    (unless a ``Pretrained`` ``init_cfg`` loads weights) and then the stock
+    ``init_weights`` (which initialises the pixel decoder), and loading a
+    state dict accepts the decoder keys of mmcf 0.1
+    (:func:`rename_legacy_decoder_keys`). Put it first among the bases."""
+
+    def init_weights(self) -> None:
+        if not loads_pretrained(self.init_cfg):
+            self._reset_parameters()
+        super().init_weights()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        rename_legacy_decoder_keys(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def rename_legacy_decoder_keys(state_dict: dict, prefix: str) -> None:
+    """Checkpoints of mmcf 0.1 keep a head's decoder layers under
+    ``layers.*``; they are ``transformer_decoder.layers.*`` now."""
+    old = prefix + 'layers.'
+    for key in [k for k in state_dict if k.startswith(old)]:
+        state_dict[prefix + 'transformer_decoder.' + key[len(prefix):]] = state_dict.pop(key)

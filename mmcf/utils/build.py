@@ -10,21 +10,22 @@ from mmengine.dataset import Compose
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
 
+from ..models.utils import loads_pretrained, quiet_init_report
+
 # transforms that need annotation files; dropped when running on bare images
 ANNOTATION_TRANSFORMS = ('LoadAnnotations', 'CheckSegSize', 'LoadPanopticAnnotations')
 
 
 def build_model_from_cfg(cfg: Config, checkpoint: Optional[str] = None,
-                         device: str = 'cpu') -> nn.Module:
+                         device: str = 'cpu', init: bool = True) -> nn.Module:
     """The config's ``model``, with ``checkpoint`` loaded, in eval mode on
     ``device``.
 
-    Without a checkpoint the weights are random: PyTorch's default module
-    initialisation, not ``init_weights``. The truncated-normal (std 0.02)
-    init of ``init_weights`` makes every attention logit ~1e-5, so all
-    softmax assignments tie in float32 and an arg-max map shows one cluster;
-    the default init gives O(1) logits and maps that show the structure of
-    the untrained features.
+    Without a checkpoint and with ``init`` the weights are those training
+    starts from: the model's ``init_weights`` (quietly), with any
+    ``Pretrained`` ``init_cfg`` left out (a tool on random weights must not
+    need the pretrained file). ``init=False`` keeps PyTorch's default
+    module initialisation.
 
     The config's ``default_scope`` (mmpretrain, mmseg or mmdet, set by their
     ``default_runtime``) picks the registry, as the runner does.
@@ -33,11 +34,26 @@ def build_model_from_cfg(cfg: Config, checkpoint: Optional[str] = None,
         raise KeyError(f'the config {cfg.filename} has no "model" section')
     init_default_scope(cfg.get('default_scope', None) or 'mmengine')
     model = MODELS.build(cfg.model)
+    if checkpoint is None and init:
+        init_weights_quietly(model, skip_pretrained=True)
     if checkpoint is not None:
         if not osp.isfile(checkpoint):
             raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     return model.to(device).eval()
+
+
+def init_weights_quietly(model: nn.Module, skip_pretrained: bool = False) -> None:
+    """``model.init_weights()`` without mmengine's per-parameter report
+    (hundreds of "The value is the same before and after calling
+    `init_weights`" lines outside a runner). ``skip_pretrained`` drops every
+    ``Pretrained`` ``init_cfg`` first."""
+    if skip_pretrained:
+        for module in model.modules():
+            if loads_pretrained(getattr(module, 'init_cfg', None)):
+                module.init_cfg = None
+    with quiet_init_report():
+        model.init_weights()
 
 
 def _config_pipeline(cfg: Config) -> List[dict]:

@@ -48,15 +48,16 @@ class ClusterMap:
 
     @property
     def key(self) -> str:
-        """A file-name friendly identifier, e.g. ``backbone_stage3_it3``."""
+        """A file-name friendly identifier, e.g. ``backbone_stage3_it2``
+        (iterations count from 0, as ``--iteration`` does)."""
         name = self.source.replace('.', '_')
-        return f'{name}_{self.unit}{self.stage}_it{self.iteration + 1}'
+        return f'{name}_{self.unit}{self.stage}_it{self.iteration}'
 
     def title(self, index: int, note: str = '') -> str:
         labels = self.labels[index]
         used = int(torch.unique(labels).numel())
-        text = (f'{self.source} {self.unit} {self.stage} it {self.iteration + 1}/'
-                f'{self.num_iters}: {labels.shape[0]}x{labels.shape[1]}, '
+        text = (f'{self.source} {self.unit} {self.stage} it {self.iteration} '
+                f'(0..{self.num_iters - 1}): {labels.shape[0]}x{labels.shape[1]}, '
                 f'{used}/{self.num_centers} centers')
         return f'{text} | {note}' if note else text
 
@@ -107,13 +108,22 @@ def _bare_model(model: nn.Module) -> nn.Module:
         getattr(model, 'module'), nn.Module) else model
 
 
+def read_cluster_health(sources: Mapping[str, nn.Module]) -> Dict[str, List[Dict[str, float]]]:
+    """``{source: source.cluster_health()}`` of the last recorded forward
+    (per stage / decoder layer: entropy / log K, center spread, centers in
+    use; see :meth:`mmcf.models.recording.AssignmentRecorder.cluster_health`)."""
+    return {name: src.cluster_health() for name, src in sources.items()
+            if hasattr(src, 'cluster_health')}
+
+
 @torch.no_grad()
 def compute_cluster_maps(model: nn.Module,
                          data: dict,
                          sources: Optional[Sequence[str]] = None,
                          stages: Optional[Sequence[int]] = None,
                          block: int = -1,
-                         iteration: int = -1) -> Tuple[List[ClusterMap], Tuple[int, int]]:
+                         iteration: int = -1,
+                         return_health: bool = False):
     """Run ``model`` on a collated batch and return its cluster maps.
 
     Args:
@@ -125,9 +135,12 @@ def compute_cluster_maps(model: nn.Module,
             :func:`~mmcf.visualization.find_assignment_sources`).
         stages, block, iteration: which maps; negative indices count from
             the end.
+        return_health: also return the cluster health of the same forward
+            (:func:`read_cluster_health`, every block recorded).
 
     Returns:
-        The maps, and the ``(H, W)`` of the (padded) batch the model saw.
+        The maps and the ``(H, W)`` of the (padded) batch the model saw, and
+        with ``return_health`` the health ``{source: [per stage]}``.
     """
     model = _bare_model(model)
     found = find_assignment_sources(model, sources)
@@ -141,9 +154,11 @@ def compute_cluster_maps(model: nn.Module,
             batch = model.data_preprocessor(data, False)
             model(batch['inputs'], batch.get('data_samples'), mode='tensor')
             maps = read_cluster_maps(found, stages, block, iteration)
+            health = read_cluster_health(found) if return_health else None
     finally:
         model.train(was_training)
-    return maps, tuple(batch['inputs'].shape[-2:])
+    batch_hw = tuple(batch['inputs'].shape[-2:])
+    return (maps, batch_hw, health) if return_health else (maps, batch_hw)
 
 
 def tensor_to_rgb(image: Tensor, bgr: bool = True) -> np.ndarray:

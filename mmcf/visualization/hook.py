@@ -8,6 +8,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
+from ..models.recording import format_health
 from .cluster_maps import compute_cluster_maps, render_cluster_maps, tensor_to_rgb
 
 
@@ -25,6 +26,16 @@ class ClusterMapVisualizationHook(Hook):
     :mod:`mmcf.visualization.protocol`: the backbone's stages, a decode
     head's layers); ``log_panels`` also logs each row on its own. The step is
     the runner's training iteration.
+
+    **Cluster health** of the same forward is logged too (``log_health``):
+    per source and stage, the mean entropy of the E-step over K divided by
+    log K, the relative spread of the centers and how many centers win a
+    pixel (:meth:`mmcf.models.recording.AssignmentRecorder.cluster_health`)
+    as a table in the log and as scalars ``cluster_health/<source>.<stage
+    or layer><i>.<entropy|spread|used>`` through the visualizer. A stage
+    whose centers have collapsed (entropy / log K above ``collapse_entropy``
+    and spread below ``collapse_spread``) is named in a warning, so collapse
+    is seen while it happens.
 
     Registered in mmengine's root ``HOOKS``, so ``custom_hooks`` of
     mmpretrain, mmdet and mmseg configs build it (their registries are
@@ -46,6 +57,8 @@ class ClusterMapVisualizationHook(Hook):
         log_panels: also log every (source, stage) panel separately.
         class_palette: colour a decode head's class-center maps with the data
             set's ``palette`` (class colours) when it has one per center.
+        log_health: log the cluster health (see above).
+        collapse_entropy / collapse_spread: the thresholds of the warning.
     """
 
     priority = 'LOW'
@@ -61,7 +74,10 @@ class ClusterMapVisualizationHook(Hook):
                  alpha: float = 0.5,
                  panel_size: int = 192,
                  log_panels: bool = False,
-                 class_palette: bool = True):
+                 class_palette: bool = True,
+                 log_health: bool = True,
+                 collapse_entropy: float = 0.99,
+                 collapse_spread: float = 0.01):
         if indices is None:
             if num_images < 1:
                 raise ValueError(f'num_images must be >= 1, got {num_images}')
@@ -80,6 +96,9 @@ class ClusterMapVisualizationHook(Hook):
         self.panel_size = panel_size
         self.log_panels = log_panels
         self.class_palette = class_palette
+        self.log_health = log_health
+        self.collapse_entropy = collapse_entropy
+        self.collapse_spread = collapse_spread
         self._validations = 0
 
     def _batch(self, runner) -> dict:
@@ -105,8 +124,11 @@ class ClusterMapVisualizationHook(Hook):
         if self._validations % self.interval or not is_main_process():
             return
         data = self._batch(runner)
-        maps, batch_hw = compute_cluster_maps(runner.model, data, self.sources, self.stages,
-                                              self.block, self.iteration)
+        maps, batch_hw, health = compute_cluster_maps(
+            runner.model, data, self.sources, self.stages, self.block, self.iteration,
+            return_health=True)
+        if self.log_health:
+            self._log_health(runner, health)
         images = [tensor_to_rgb(img) for img in data['inputs']]
         sources = sorted({m.source for m in maps})
         rendered = render_cluster_maps(images, maps, batch_hw,
@@ -119,3 +141,21 @@ class ClusterMapVisualizationHook(Hook):
             if self.log_panels:
                 for key, panel in panels.items():
                     runner.visualizer.add_image(f'{name}_{key}', panel, step=step)
+
+    def _log_health(self, runner, health: Dict[str, List[Dict[str, float]]]) -> None:
+        scalars, collapsed = {}, []
+        for source, stages in health.items():
+            unit = 'stage' if 'backbone' in source else 'layer'
+            for i, h in enumerate(stages):
+                for key in ('entropy', 'spread', 'used'):
+                    scalars[f'cluster_health/{source}.{unit}{i}.{key}'] = float(h[key])
+                if h['entropy'] > self.collapse_entropy and h['spread'] < self.collapse_spread:
+                    collapsed.append(f'{source} {unit} {i}')
+        runner.logger.info('cluster health (validation images '
+                           f'{self.indices}):\n' + format_health(health))
+        runner.visualizer.add_scalars(scalars, step=runner.iter)
+        if collapsed:
+            runner.logger.warning(
+                f'cluster collapse in {", ".join(collapsed)}: the E-step is uniform over K '
+                f'(entropy / log K > {self.collapse_entropy}) and the centers are one vector '
+                f'(spread < {self.collapse_spread}); see docs/en/clustering.md')

@@ -33,6 +33,9 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional
 
+# the profiler (Kineto) of a CUDA build logs "gpuGetDeviceCount failed" on a
+# machine without a GPU; keep it to fatal messages unless asked otherwise
+os.environ.setdefault('KINETO_LOG_LEVEL', '5')
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.realpath(__file__)))))
 import mmcf  # noqa: E402,F401
 import torch  # noqa: E402
@@ -40,6 +43,7 @@ import torch.nn as nn  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from mmcf.models import ClusterFormer  # noqa: E402
+from mmcf.models.utils import quiet_init_report  # noqa: E402
 
 SWIN_OF = {'tiny': 'tiny', 'small': 'small', 'base': 'base'}
 DTYPES = ('fp32', 'bf16')
@@ -78,7 +82,8 @@ def build_pair(arch: str, device: torch.device) -> Dict[str, nn.Module]:
                            drop_path_rate=0.0, pad_small_map=True)
     names = {f'ClusterFormer-{arch}': cf, f'Swin-{arch[0].upper()}': swin}
     for model in names.values():
-        model.init_weights()
+        with quiet_init_report():
+            model.init_weights()
         model.to(device).eval()
     return names
 

@@ -16,7 +16,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.realpath(__file__)))))
-from mmcf.utils.data_check import (FORMATS, DatasetError, check_data_root,  # noqa: E402
+from mmcf.datasets.data_check import (FORMATS, DatasetError, check_data_root,  # noqa: E402
                                    check_dataset_cfg)
 
 

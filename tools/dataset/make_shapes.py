@@ -48,6 +48,7 @@ or, from Python, ``make_shapes(out, ...)`` which returns the output folder.
 from __future__ import annotations
 
 import argparse
+import colorsys
 import io
 import json
 import math
@@ -59,6 +60,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from pycocotools import mask as mask_util
 
 __all__ = [
     'THING_CLASSES', 'STUFF_CLASSES', 'SEMANTIC_CLASSES',
@@ -78,7 +80,7 @@ STUFF_PALETTE = ((135, 206, 235), (34, 139, 34), (160, 82, 45))
 SEMANTIC_PALETTE = THING_PALETTE + STUFF_PALETTE
 
 #: Bump when the rendering changes, so that stale data sets are detected.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: instance masks as compressed RLE (pycocotools)
 MIN_SIZE = 32
 SPLITS = ('train', 'val')
 STAMP_NAME = '.complete'
@@ -212,15 +214,6 @@ def _shape_mask(name: str, cx: float, cy: float, side: float, angle: float,
     raise KeyError(name)  # pragma: no cover
 
 
-def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
-    i = int(h * 6) % 6
-    f = h * 6 - math.floor(h * 6)
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    rgb = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v),
-           (v, p, q)][i]
-    return np.array(rgb) * 255
-
-
 def _pick_colour(rng: np.random.Generator, image: np.ndarray,
                  sources: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """A saturated colour far from the mean colour of everything under
@@ -231,8 +224,8 @@ def _pick_colour(rng: np.random.Generator, image: np.ndarray,
     ]
     best, best_dist = None, -1.0
     for _ in range(48):
-        colour = _hsv_to_rgb(rng.random(), rng.uniform(0.75, 1.0),
-                             rng.uniform(0.8, 1.0))
+        colour = np.array(colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.75, 1.0),
+                                              rng.uniform(0.8, 1.0))) * 255
         dist = min(float(np.linalg.norm(colour - r)) for r in refs)
         if dist > best_dist:
             best, best_dist = colour, dist
@@ -313,116 +306,11 @@ def _render_classification(label: int, grid: _Grid,
     return image
 
 
-# --------------------------------------------------------------------------
-# mask -> COCO segmentation
-# --------------------------------------------------------------------------
-_RIGHT_TURN = {(1, 0): (0, 1), (0, 1): (-1, 0), (-1, 0): (0, -1),
-               (0, -1): (1, 0)}
-_LEFT_TURN = {v: k for k, v in _RIGHT_TURN.items()}
-
-
-def _boundary_loops(mask: np.ndarray):
-    """Trace the pixel-edge boundaries of a boolean mask.
-
-    Vertices are pixel corners (pixel (x, y) spans [x, x+1] x [y, y+1]).
-    Boundary edges run with the foreground on their right (image
-    coordinates, y down), so outer boundaries have positive shoelace area
-    and hole boundaries negative. Where two pixels touch only at a corner,
-    the trace turns towards the foreground, keeping such pixels apart.
-    Returns a list of loops, each a list of corner vertices (x, y).
-    """
-    p = np.pad(mask.astype(bool), 1)
-    core = p[1:-1, 1:-1]
-    sides = (
-        (core & ~p[:-2, 1:-1], (0, 0), (1, 0)),  # top
-        (core & ~p[1:-1, 2:], (1, 0), (0, 1)),  # right
-        (core & ~p[2:, 1:-1], (1, 1), (-1, 0)),  # bottom
-        (core & ~p[1:-1, :-2], (0, 1), (0, -1)),  # left
-    )
-    out: dict = {}
-    for side_mask, (ox, oy), d in sides:
-        for y, x in zip(*np.nonzero(side_mask)):
-            out.setdefault((int(x) + ox, int(y) + oy), []).append(d)
-    loops = []
-    for start in sorted(out, key=lambda v: (v[1], v[0])):
-        while out[start]:
-            d0 = out[start].pop(0)
-            verts, dirs = [start], [d0]
-            v, d = (start[0] + d0[0], start[1] + d0[1]), d0
-            while True:
-                cands = out.get(v, [])
-                pick = None
-                for nd in (_RIGHT_TURN[d], d, _LEFT_TURN[d]):
-                    if v == start and nd == d0:
-                        pick = 'close'
-                        break
-                    if nd in cands:
-                        pick = nd
-                        break
-                if pick == 'close':
-                    break
-                if pick is None:  # pragma: no cover (cannot happen)
-                    raise RuntimeError('broken boundary while tracing mask')
-                cands.remove(pick)
-                verts.append(v)
-                dirs.append(pick)
-                v, d = (v[0] + pick[0], v[1] + pick[1]), pick
-            # keep corners only (direction changes)
-            corners = [
-                verts[i] for i in range(len(verts)) if dirs[i - 1] != dirs[i]
-            ]
-            loops.append(corners)
-    return loops
-
-
-def _shoelace2(loop) -> int:
-    """Twice the signed area of a closed polygon."""
-    total = 0
-    n = len(loop)
-    for i in range(n):
-        x0, y0 = loop[i]
-        x1, y1 = loop[(i + 1) % n]
-        total += x0 * y1 - x1 * y0
-    return total
-
-
-def _fill_rectilinear(loop, h: int, w: int) -> np.ndarray:
-    """Even-odd fill (at pixel centres) of an axis-aligned integer polygon."""
-    toggle = np.zeros((h, w + 1), dtype=np.int64)
-    n = len(loop)
-    for i in range(n):
-        x0, y0 = loop[i]
-        x1, y1 = loop[(i + 1) % n]
-        if x0 == x1 and y0 != y1:
-            toggle[min(y0, y1):max(y0, y1), x0] += 1
-    return (np.cumsum(toggle, axis=1)[:, :w] % 2).astype(bool)
-
-
-def mask_to_rle(mask: np.ndarray) -> dict:
-    """COCO uncompressed RLE (column-major, starts with a run of zeros)."""
-    h, w = mask.shape
-    flat = mask.astype(np.uint8).flatten(order='F')
-    change = np.flatnonzero(np.diff(flat)) + 1
-    bounds = np.concatenate([[0], change, [flat.size]])
-    counts = [int(c) for c in np.diff(bounds)]
-    if flat.size and flat[0] == 1:
-        counts = [0] + counts
-    return {'counts': counts, 'size': [int(h), int(w)]}
-
-
-def mask_to_segmentation(mask: np.ndarray):
-    """COCO segmentation of a mask: a polygon per 4-connected region, or an
-    uncompressed RLE when the polygons cannot represent the mask (holes)."""
-    h, w = mask.shape
-    polygons, filled = [], np.zeros((h, w), dtype=bool)
-    for loop in _boundary_loops(mask):
-        if _shoelace2(loop) <= 0 or len(loop) < 3:
-            continue  # hole boundary
-        polygons.append([float(c) for xy in loop for c in xy])
-        filled |= _fill_rectilinear(loop, h, w)
-    if polygons and np.array_equal(filled, mask):
-        return polygons
-    return mask_to_rle(mask)
+def mask_to_segmentation(mask: np.ndarray) -> dict:
+    """COCO segmentation of a mask: compressed RLE (pycocotools), exact for
+    any mask, holes and several regions included."""
+    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {'counts': rle['counts'].decode('ascii'), 'size': [int(v) for v in rle['size']]}
 
 
 def _bbox(mask: np.ndarray):
@@ -711,7 +599,11 @@ def make_shapes(out='data/shapes',
         existing = _read_stamp(out)
         if existing == stamp:
             return out
-        if existing is not None or any(out.iterdir()):
+        older = existing is not None and {**existing, 'format_version': FORMAT_VERSION} == stamp
+        if older:  # our own data set, same arguments, older format: remake it
+            print(f'{out}: made by an older generator (format '
+                  f'{existing.get("format_version")}), regenerating')
+        elif existing is not None or any(out.iterdir()):
             what = ('was made with other arguments'
                     if existing is not None else
                     'is not empty and is not a complete shapes data set')

@@ -15,9 +15,8 @@ from mmengine.model.weight_init import constant_init, trunc_normal_init
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..clustering import CenterInit, FeatureDispatch, RecurrentClustering
-from ..utils import loads_pretrained
-
-RECORD_MODES = ('none', 'last', 'all')
+from ..recording import AssignmentRecorder
+from ..utils import loads_pretrained, quiet_init_report
 
 
 class ClusterBlock(BaseModule):
@@ -46,6 +45,11 @@ class ClusterBlock(BaseModule):
                  dispatch_mlp_ratio: float = 0.25,
                  center_update: str = 'recurrent',
                  m_step: str = 'mean',
+                 cluster_logits: str = 'centered_cosine',
+                 logit_scale: float = 5.0,
+                 residual_m_step: bool = True,
+                 proj_init: str = 'random',
+                 center_init_residual: bool = True,
                  dispatch_sim: str = 'cosine',
                  with_clustering: bool = True,
                  with_dispatch: bool = True,
@@ -61,10 +65,13 @@ class ClusterBlock(BaseModule):
         self.with_clustering = with_clustering
         self.with_dispatch = with_dispatch
         self.norm1 = build_norm_layer(norm_cfg, dim)[1]
-        self.center_init = CenterInit(dim, num_centers, center_ffn_ratio)
+        self.center_init = CenterInit(dim, num_centers, center_ffn_ratio,
+                                      residual=center_init_residual)
         self.clustering = RecurrentClustering(
             dim, head_dim=head_dim, num_iters=num_iters, update=center_update,
-            m_step=m_step, qkv_bias=qkv_bias) if with_clustering else None
+            m_step=m_step, logits=cluster_logits, logit_scale=logit_scale,
+            residual=residual_m_step, proj_init=proj_init,
+            qkv_bias=qkv_bias) if with_clustering else None
         self.dispatch = FeatureDispatch(
             dim, dispatch_mlp_ratio, dispatch_sim) if with_dispatch else None
         if with_dispatch and dispatch_sim == 'assignment' and not with_clustering:
@@ -80,11 +87,7 @@ class ClusterBlock(BaseModule):
             dropout_layer=drop_path,
             act_cfg=dict(type='GELU'),
             add_identity=True)
-        self.record = 'last'
-        self.num_iters = num_iters
         self.centers: Optional[torch.Tensor] = None
-        # EM iteration index -> head-averaged soft map (B, K, N)
-        self.assignments: Dict[int, torch.Tensor] = {}
 
     def _forward(self, x: torch.Tensor, hw: Tuple[int, int]
                  ) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor]]:
@@ -92,7 +95,7 @@ class ClusterBlock(BaseModule):
         centers = self.center_init(x_n, hw)
         maps: List[torch.Tensor] = []
         if self.clustering is not None:
-            centers, maps = self.clustering(x_n, centers, keep_all=self.record == 'all')
+            centers, maps = self.clustering(x_n, centers)
         if self.dispatch is not None:
             x = x + self.drop_path(self.dispatch(x_n, centers, maps[-1] if maps else None))
         x = self.ffn(self.norm2(x), identity=x)
@@ -104,11 +107,6 @@ class ClusterBlock(BaseModule):
         else:
             x, centers, maps = self._forward(x, hw)
         self.centers = centers
-        if self.record != 'none' and not self.training:
-            # head-averaged soft maps (B, K, N), detached: for explainability.
-            # Kept in eval mode only: a training batch would hold them for nothing.
-            first = self.num_iters - len(maps)  # 'last' keeps only T-1
-            self.assignments = {first + t: m.detach().mean(dim=1) for t, m in enumerate(maps)}
         return x
 
 
@@ -141,7 +139,7 @@ class ClusterStage(BaseModule):
         return x, hw
 
 
-class ClusterFormer(BaseModule):
+class ClusterFormer(AssignmentRecorder, BaseModule):
     """ClusterFormer backbone: a universal vision encoder built on clustering.
 
     Four hierarchical stages as in Swin (§3.3): a 4x4 patch embedding, then
@@ -161,7 +159,9 @@ class ClusterFormer(BaseModule):
     Explainability: after a forward in eval mode, :meth:`assignment_maps`
     returns each stage's cluster assignment maps (Fig. 3) without re-running
     the model (``record_assignments``: 'last' keeps the last iteration of each
-    stage's last block, 'all' every block and iteration, 'none' nothing).
+    stage's last block, 'all' every block and iteration, 'none' nothing), and
+    :meth:`cluster_health` the per-stage health of the clustering (entropy /
+    log K of the E-step, relative spread of the centers, centers in use).
 
     Args:
         arch: a name from ``arch_zoo`` or a dict with ``embed_dims`` (int,
@@ -175,6 +175,28 @@ class ClusterFormer(BaseModule):
             (Table 6c).
         m_step: 'mean' (EM mean, default) or 'sum' (literal Eq. 3), see
             :class:`~mmcf.models.clustering.RecurrentClustering`.
+        cluster_logits: the E-step logits: 'centered_cosine' (default,
+            ``tau`` times the cosine similarity of center and pixel with the
+            image's mean key and the centers' mean query removed; §3.1
+            names cosine similarity), 'cosine', or 'dot' (the scaled dot
+            product as Eq. 3 writes it, mmcf 0.1).
+        logit_scale: initial temperature ``tau`` of the cosine logits
+            (learned per head).
+        residual_m_step: M-step in the residual form of Eq. 2,
+            ``C <- C + M V`` (default True); False is Eq. 3's ``C = M V``
+            (mmcf 0.1).
+        proj_init: 'random' (default: truncated normal like every other
+            linear layer) or 'kmeans' (``W_k = W_q``, ``W_v`` a scaled
+            identity, see
+            :meth:`~mmcf.models.clustering.RecurrentClustering.init_kmeans_`).
+        center_init_residual: Eq. 5 as ``P + FFN(P)`` (default True; False
+            is the literal ``FFN(P)`` of mmcf 0.1), see
+            :class:`~mmcf.models.clustering.CenterInit`.
+
+        The defaults were chosen by measurement: docs/en/clustering.md and
+        :class:`~mmcf.models.clustering.RecurrentClustering`. mmcf 0.1's
+        clustering is ``cluster_logits='dot', residual_m_step=False,
+        center_init_residual=False``; its checkpoints load with those.
         dispatch_sim: 'cosine' or 'assignment', see
             :class:`~mmcf.models.clustering.FeatureDispatch`.
         with_clustering / with_dispatch: Table 6a switches.
@@ -212,6 +234,11 @@ class ClusterFormer(BaseModule):
                  dispatch_mlp_ratio: float = 0.25,
                  center_update: str = 'recurrent',
                  m_step: str = 'mean',
+                 cluster_logits: str = 'centered_cosine',
+                 logit_scale: float = 5.0,
+                 residual_m_step: bool = True,
+                 proj_init: str = 'random',
+                 center_init_residual: bool = True,
                  dispatch_sim: str = 'cosine',
                  with_clustering: bool = True,
                  with_dispatch: bool = True,
@@ -246,8 +273,6 @@ class ClusterFormer(BaseModule):
         for d in dims:
             if d % head_dim:
                 raise ValueError(f'embed_dims {dims} must be multiples of head_dim {head_dim}')
-        if record_assignments not in RECORD_MODES:
-            raise ValueError(f'record_assignments must be one of {RECORD_MODES}')
 
         self.in_channels = in_channels
         self.embed_dims = dims
@@ -271,7 +296,9 @@ class ClusterFormer(BaseModule):
             num_centers=num_centers, num_iters=num_iters, head_dim=head_dim,
             mlp_ratio=mlp_ratio, center_ffn_ratio=center_ffn_ratio,
             dispatch_mlp_ratio=dispatch_mlp_ratio, center_update=center_update,
-            m_step=m_step, dispatch_sim=dispatch_sim,
+            m_step=m_step, cluster_logits=cluster_logits, logit_scale=logit_scale,
+            residual_m_step=residual_m_step, proj_init=proj_init,
+            center_init_residual=center_init_residual, dispatch_sim=dispatch_sim,
             with_clustering=with_clustering, with_dispatch=with_dispatch,
             qkv_bias=qkv_bias, drop_rate=drop_rate, with_cp=with_cp)
         self.stages = ModuleList()
@@ -286,11 +313,32 @@ class ClusterFormer(BaseModule):
             self.add_module(f'norm{i}', build_norm_layer(norm_cfg, dims[i])[1])
         if out_centers:
             self.norm_centers = build_norm_layer(norm_cfg, dims[-1])[1]
-        self.record_assignments = record_assignments
         self._stage_hw: Optional[List[Tuple[int, int]]] = None
+        self.init_assignment_recording(
+            [[blk.clustering for blk in stage.blocks] for stage in self.stages],
+            num_iters, record_assignments)
         self._freeze_stages()
 
     # ------------------------------------------------------------------ set-up
+    @classmethod
+    def arch_out_channels(cls, arch: Union[str, dict] = 'tiny',
+                          out_indices: Sequence[int] = (0, 1, 2, 3)) -> List[int]:
+        """Channels of the maps the backbone returns for ``out_indices``:
+        what a neck's ``in_channels`` must be when ClusterFormer replaces
+        another backbone (tiny and small: 96, 192, 384, 768 as Swin-T/S;
+        ``test``: 32, 64, 128, 256)::
+
+            >>> ClusterFormer.arch_out_channels('tiny', (1, 2, 3))
+            [192, 384, 768]
+        """
+        dims = cls._parse_arch(arch)['embed_dims']
+        out = []
+        for i in out_indices:
+            if not -cls.num_stages <= i < cls.num_stages:
+                raise ValueError(f'out_indices {i} is out of range 0..{cls.num_stages - 1}')
+            out.append(dims[i])
+        return out
+
     @classmethod
     def _parse_arch(cls, arch: Union[str, dict]) -> dict:
         if isinstance(arch, str):
@@ -319,23 +367,9 @@ class ClusterFormer(BaseModule):
         settings.update(embed_dims=dims, depths=depths)
         return settings
 
-    @property
-    def record_assignments(self) -> str:
-        return self._record
-
-    @record_assignments.setter
-    def record_assignments(self, mode: str) -> None:
-        if mode not in RECORD_MODES:
-            raise ValueError(f'record_assignments must be one of {RECORD_MODES}, got {mode!r}')
-        self._record = mode
-        for i, stage in enumerate(self.stages):
-            for j, block in enumerate(stage.blocks):
-                last = j == len(stage.blocks) - 1
-                block.record = mode if (mode == 'all' or last) else 'none'
-                block.assignments = {}
-
     def init_weights(self) -> None:
-        super().init_weights()
+        with quiet_init_report():
+            super().init_weights()
         if loads_pretrained(self.init_cfg):
             return
         for m in self.modules():
@@ -343,6 +377,9 @@ class ClusterFormer(BaseModule):
                 trunc_normal_init(m, std=.02, bias=0.)
             elif isinstance(m, nn.LayerNorm):
                 constant_init(m, val=1.0, bias=0.)
+        for m in self.modules():
+            if isinstance(m, RecurrentClustering):
+                m.reset_projections()
 
     def _freeze_stages(self) -> None:
         if self.frozen_stages >= 0:
@@ -388,35 +425,14 @@ class ClusterFormer(BaseModule):
                 out = getattr(self, f'norm{i}')(x)
                 outs.append(out.transpose(1, 2).reshape(x.shape[0], -1, *hw).contiguous())
         self._stage_hw = hws
+        self.set_assignment_shapes(hws)
         if self.out_centers:
             outs.append(self.norm_centers(self.stages[-1].blocks[-1].centers))
         return tuple(outs)
 
     # --------------------------------------------------------- explainability
-    def assignment_maps(self, stage: int = -1, block: int = -1, iteration: int = -1,
-                        hard: bool = True) -> torch.Tensor:
-        """Cluster assignment maps of the last forward (Fig. 3).
-
-        Returns ``(B, H, W)`` center indices (``hard=True``, the arg-max over
-        K) or ``(B, K, H, W)`` soft maps, for the given stage, block and EM
-        iteration, with ``H x W`` that stage's feature size. Needs
-        ``record_assignments='all'`` for blocks other than a stage's last, or
-        for iterations other than the last.
-        """
-        stage_mod = self.stages[stage]
-        blk = stage_mod.blocks[block]
-        if not blk.assignments:
-            raise RuntimeError(
-                'No assignment map recorded for this block: run a forward first, with '
-                "record_assignments='last' (a stage's last block, last iteration) or 'all'")
-        it = iteration + self.num_iters if iteration < 0 else iteration
-        if it not in blk.assignments:
-            raise IndexError(f'iteration {iteration} not recorded; kept: {sorted(blk.assignments)} '
-                             f"of T={self.num_iters} (record_assignments='all' keeps every one)")
-        soft = blk.assignments[it]
-        hw = self.stage_shapes[stage if stage >= 0 else self.num_stages + stage]
-        soft = soft.reshape(soft.shape[0], soft.shape[1], *hw)
-        return soft.argmax(dim=1) if hard else soft
+    # assignment_maps(stage, block, iteration, hard), cluster_health() and
+    # record_assignments come from AssignmentRecorder (mmcf/models/recording.py).
 
     @property
     def stage_shapes(self) -> List[Tuple[int, int]]:

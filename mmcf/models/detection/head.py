@@ -19,28 +19,20 @@ supervised (auxiliary losses on every decoder layer).
 """
 from __future__ import annotations
 
-import copy
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import build_norm_layer
-from mmcv.ops import point_sample
-from mmdet.models.layers import SinePositionalEncoding
-from mmdet.models.utils import get_uncertain_point_coords_with_randomness, multi_apply
-from mmdet.registry import MODELS, TASK_UTILS
+from mmdet.models.utils import multi_apply
+from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
 from mmdet.utils import reduce_mean
-from mmengine.config import ConfigDict
-from mmengine.model import BaseModule, ModuleList, bias_init_with_prob
 from mmengine.structures import InstanceData
 from torch import Tensor
 
 from ..clustering import Mlp
-from ..decoder import CenterQueryInit, ClusterDecoderLayer
-from ...visualization.recorder import DecoderAssignmentRecorder
-from ..utils import loads_pretrained
+from .center_head import ClusterFormerCenterHead
 
 BOX_REFS = ('mask', 'cluster', 'none')
 
@@ -61,7 +53,7 @@ def _default_train_cfg(with_mask: bool) -> dict:
 
 
 @MODELS.register_module()
-class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
+class ClusterFormerDetHead(ClusterFormerCenterHead):
     """ClusterFormer detection / instance segmentation head (§3.3, §4.1.2,
     §4.1.4).
 
@@ -70,8 +62,9 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
     (strides 32, 16, 8) are the ``I^l`` of Eq. 4 and its stride-4 output the
     mask features ``F``.
 
-    **Decoder.** ``num_layers`` (6) :class:`~mmcf.models.decoder.
-    ClusterDecoderLayer`, each an RCA layer of Eq. 4 with ``T = num_iters``
+    **Decoder.** ``transformer_decoder`` configures a
+    :class:`~mmcf.models.decoder.ClusterTransformerDecoder`: ``num_layers``
+    (6) layers, each an RCA layer of Eq. 4 with ``T = layer_cfg.num_iters``
     (3) EM iterations, then self-attention among the instance centers and an
     FFN. Layer ``l`` clusters level ``l mod L`` (coarse to fine, round
     robin). With ``feat_pos`` (default) the clustered tokens carry a sine
@@ -129,9 +122,12 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
         feat_channels: decoder width D.
         num_queries: number of instance centers K.
         pixel_decoder: config of the pixel decoder.
-        num_layers, num_iters, head_dim, num_heads, ffn_channels, dropout,
-            center_update, m_step: the decoder layers (see
-            :class:`~mmcf.models.decoder.ClusterDecoderLayer`).
+        transformer_decoder: ``dict(num_layers=6, layer_cfg=dict(...))``,
+            see :class:`~mmcf.models.decoder.ClusterTransformerDecoder`. The
+            flat ``num_layers=``, ``num_iters=``, ``head_dim=``,
+            ``num_heads=``, ``ffn_channels=``, ``dropout=``,
+            ``center_update=``, ``m_step=`` of mmcf 0.1 still work, with a
+            deprecation warning.
         center_init: 'encoder' | 'free' | 'feature' (Table 6f).
         encoder_channels: width of the encoder centers (default: the last of
             ``in_channels``).
@@ -146,27 +142,18 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
         supervise_initial: also supervise the initial centers' predictions.
         loss_cls / loss_bbox / loss_iou / loss_mask / loss_dice: mmdet losses.
         train_cfg: ``assigner`` and the point-loss settings ``num_points``,
-            ``oversample_ratio``, ``importance_sample_ratio``.
+            ``oversample_ratio``, ``importance_sample_ratio``; keys not given
+            keep their defaults (§4.1.2's match costs: focal class 2, L1 5,
+            GIoU 2, and mask BCE 5 + dice 5 with masks; 12544 points).
         test_cfg: ``max_per_img`` and ``mask_thr``.
     """
-    #: regress boxes (L1 + GIoU); the panoptic head, whose loss (Eq. 7) has
-    #: no box term, sets it to False and has no box branch
-    with_box: bool = True
-
     def __init__(self,
                  in_channels: Sequence[int],
                  num_classes: int,
                  feat_channels: int = 256,
                  num_queries: int = 100,
                  pixel_decoder: Optional[dict] = None,
-                 num_layers: int = 6,
-                 num_iters: int = 3,
-                 head_dim: int = 32,
-                 num_heads: int = 8,
-                 ffn_channels: int = 2048,
-                 dropout: float = 0.0,
-                 center_update: str = 'recurrent',
-                 m_step: str = 'mean',
+                 transformer_decoder: Optional[dict] = None,
                  center_init: str = 'encoder',
                  encoder_channels: Optional[int] = None,
                  num_encoder_centers: int = 100,
@@ -182,147 +169,43 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  record_assignments: str = 'last',
-                 init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
+                 init_cfg: Optional[dict] = None,
+                 **legacy_decoder_args):
         box_ref = box_ref or ('mask' if with_mask else 'cluster')
-        if not self.with_box:
-            box_ref = 'none'
         if box_ref == 'mask' and not with_mask:
             raise ValueError("box_ref='mask' needs the mask branch (with_mask=True)")
-        if num_layers < 1:
-            raise ValueError(f'num_layers must be >= 1, got {num_layers}')
         if box_ref not in BOX_REFS:
             raise ValueError(f'box_ref must be one of {BOX_REFS}, got {box_ref!r}')
-        if len(in_channels) != 4:
-            raise ValueError('ClusterFormerDetHead takes the four backbone maps '
-                             f'(strides 4-32), got in_channels={list(in_channels)}')
-        D = feat_channels
-        self.in_channels = list(in_channels)
-        self.feat_channels = D
-        self.num_classes = num_classes
-        self.num_queries = num_queries
-        self.num_layers = num_layers
-        self.with_mask = with_mask
+        super().__init__(
+            in_channels, num_classes, feat_channels=feat_channels, num_queries=num_queries,
+            pixel_decoder=pixel_decoder, transformer_decoder=transformer_decoder,
+            center_init=center_init, encoder_channels=encoder_channels,
+            num_encoder_centers=num_encoder_centers, with_mask=with_mask, feat_pos=feat_pos,
+            supervise_initial=supervise_initial, loss_cls=loss_cls, loss_mask=loss_mask,
+            loss_dice=loss_dice, train_cfg={**_default_train_cfg(with_mask), **(train_cfg or {})},
+            test_cfg=test_cfg or dict(max_per_img=100, mask_thr=0.5),
+            record_assignments=record_assignments, init_cfg=init_cfg, **legacy_decoder_args)
         self.box_ref = box_ref
-        self.feat_pos = feat_pos
-        self.supervise_initial = supervise_initial
-        self.center_init = center_init
-
-        # --- pixel decoder ----------------------------------------------
-        pixel_decoder = ConfigDict(copy.deepcopy(
-            pixel_decoder or dict(type='MSDeformAttnPixelDecoder')))
-        pixel_decoder.update(in_channels=self.in_channels, feat_channels=D, out_channels=D)
-        self.pixel_decoder = MODELS.build(pixel_decoder)
-        if not hasattr(self.pixel_decoder, 'num_encoder_levels'):
-            raise ValueError('ClusterFormerDetHead needs a multi-scale pixel decoder '
-                             '(e.g. MSDeformAttnPixelDecoder), got '
-                             f'{type(self.pixel_decoder).__name__}')
-        self.num_levels = self.pixel_decoder.num_encoder_levels
-        if feat_pos:
-            self.positional_encoding = SinePositionalEncoding(num_feats=D // 2,
-                                                              normalize=True)
-            self.level_embed = nn.Embedding(self.num_levels, D)
-
-        # --- instance centers (Table 6f) and decoder (§3.3) ---------------
-        self.query_init = CenterQueryInit(
-            center_init, num_queries, D,
-            encoder_channels=encoder_channels or self.in_channels[-1],
-            num_encoder_centers=num_encoder_centers)
-        self.query_pos = nn.Embedding(num_queries, D)
-        self.layers = ModuleList([
-            ClusterDecoderLayer(
-                D, num_heads=num_heads, head_dim=head_dim, num_iters=num_iters,
-                ffn_channels=ffn_channels, dropout=dropout, center_update=center_update,
-                m_step=m_step) for _ in range(num_layers)
-        ])
-        self.out_norm = build_norm_layer(dict(type='LN'), D)[1]
-        self.init_assignment_recording([layer.clustering for layer in self.layers],
-                                       num_iters, record_assignments)
-
-        # --- prediction heads ---------------------------------------------
-        self.cls_embed = Mlp(D, D, num_classes)  # "a small FFN" (§4.1.2)
-        if self.with_box:
-            self.reg_embed = Mlp(D, D, 4)
-        if with_mask:
-            self.mask_embed = Mlp(D, D, D)
-
-        # --- losses, matching ------------------------------------------------
-        self.loss_cls = MODELS.build(loss_cls or dict(
-            type='CrossEntropyLoss', use_sigmoid=True, loss_weight=2.0))
-        if not getattr(self.loss_cls, 'use_sigmoid', True):
-            raise ValueError('loss_cls must be a sigmoid loss (use_sigmoid=True): the '
-                             'head has no background class (§4.1.2 trains the classes '
-                             'with binary cross-entropy)')
-        if self.with_box:
-            self.loss_bbox = MODELS.build(loss_bbox or dict(type='L1Loss', loss_weight=5.0))
-            self.loss_iou = MODELS.build(loss_iou or dict(type='GIoULoss', loss_weight=2.0))
-        if with_mask:
-            self.loss_mask = MODELS.build(loss_mask or dict(
-                type='CrossEntropyLoss', use_sigmoid=True, reduction='mean',
-                loss_weight=5.0))
-            self.loss_dice = MODELS.build(loss_dice or dict(
-                type='DiceLoss', use_sigmoid=True, activate=True, reduction='mean',
-                naive_dice=True, eps=1.0, loss_weight=5.0))
-        self.train_cfg = ConfigDict(train_cfg or _default_train_cfg(with_mask))
-        self.test_cfg = ConfigDict(test_cfg or dict(max_per_img=100, mask_thr=0.5))
-        self.assigner = TASK_UTILS.build(self.train_cfg['assigner'])
+        self.reg_embed = Mlp(feat_channels, feat_channels, 4)
+        self.loss_bbox = MODELS.build(loss_bbox or dict(type='L1Loss', loss_weight=5.0))
+        self.loss_iou = MODELS.build(loss_iou or dict(type='GIoULoss', loss_weight=2.0))
         if not with_mask:
             mask_costs = [type(c).__name__ for c in self.assigner.match_costs
                           if type(c).__name__ in ('DiceCost', 'CrossEntropyLossCost')]
             if mask_costs:
                 raise ValueError(f'with_mask=False but the assigner has mask costs '
                                  f'{mask_costs}: drop them from train_cfg.assigner')
-        self.num_points = self.train_cfg.get('num_points', 12544)
-        self.oversample_ratio = self.train_cfg.get('oversample_ratio', 3.0)
-        self.importance_sample_ratio = self.train_cfg.get('importance_sample_ratio', 0.75)
         self._reset_parameters()
 
     # ------------------------------------------------------------------ init
     def _reset_parameters(self) -> None:
-        """Xavier for the decoder, a 1% prior for the sigmoid classes (as
-        mmdet's sigmoid DETR heads), boxes starting at sigmoid(0)."""
-        for p in self.layers.parameters():
-            if p.dim() > 1:
-                nn.init.xavier_uniform_(p)
-        nn.init.constant_(self.cls_embed.fc2.bias, bias_init_with_prob(0.01))
-        if self.with_box:
-            nn.init.zeros_(self.reg_embed.fc2.weight)
-            nn.init.zeros_(self.reg_embed.fc2.bias)
-        if self.feat_pos:
-            nn.init.normal_(self.level_embed.weight)
-        self.query_init.reset_parameters()
-
-    def init_weights(self) -> None:
-        # the pixel decoder runs its own init_weights inside super()
-        if not loads_pretrained(self.init_cfg):
-            self._reset_parameters()
-        super().init_weights()
+        """The trunk's init, and boxes starting at their reference
+        (sigmoid(logit(ref) + 0))."""
+        super()._reset_parameters()
+        nn.init.zeros_(self.reg_embed.fc2.weight)
+        nn.init.zeros_(self.reg_embed.fc2.bias)
 
     # --------------------------------------------------------------- forward
-    def _split_inputs(self, x: Sequence[Tensor]) -> Tuple[List[Tensor], Optional[Tensor]]:
-        if not isinstance(x, (list, tuple)) or len(x) < 4:
-            raise TypeError('ClusterFormerDetHead expects the tuple of the four backbone '
-                            'maps (and, for center_init="encoder", the centers last)')
-        centers = x[-1] if x[-1].dim() == 3 else None
-        maps = [t for t in x if t.dim() == 4]
-        if len(maps) != 4:
-            raise ValueError(f'expected 4 backbone maps (out_indices=(0, 1, 2, 3)), got '
-                             f'{len(maps)}')
-        for i, (m, ch) in enumerate(zip(maps, self.in_channels)):
-            if m.shape[1] != ch:
-                raise ValueError(f'backbone map {i} has {m.shape[1]} channels, the head '
-                                 f'was built with in_channels[{i}]={ch}')
-        return maps, centers
-
-    def _tokens(self, level: Tensor, index: int) -> Tensor:
-        """(B, D, h, w) -> (B, h*w, D), with position and level embedding."""
-        tokens = level.flatten(2).transpose(1, 2)
-        if self.feat_pos:
-            mask = level.new_zeros((level.shape[0], ) + level.shape[-2:], dtype=torch.bool)
-            pos = self.positional_encoding(mask).flatten(2).transpose(1, 2)
-            tokens = tokens + pos.to(tokens.dtype) + self.level_embed.weight[index]
-        return tokens
-
     @staticmethod
     def _cluster_boxes(assign: Tensor, hw: Tuple[int, int], extent: Tensor) -> Tensor:
         """Boxes (B, K, 4), normalised (cx, cy, w, h), from the moments of
@@ -366,23 +249,18 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
 
     def _forward_head(self, centers: Tensor, mask_feature: Tensor,
                       ref: Optional[Tensor] = None, extent: Optional[Tensor] = None
-                      ) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
+                      ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
         """Class logits (B, K, C), boxes (B, K, 4) in normalised (cx, cy, w,
         h) (relative to a reference box when ``ref``, the cluster boxes, is
-        given; None without the box branch), mask logits (B, K, H/4, W/4) or
-        None."""
-        dec = self.out_norm(centers)
-        cls_scores = self.cls_embed(dec)
-        mask_preds = None
-        if self.with_mask:
-            mask_preds = torch.einsum('bkd,bdhw->bkhw', self.mask_embed(dec), mask_feature)
-            if self.box_ref == 'mask' and ref is not None:
-                ref = self._mask_boxes(mask_preds.detach(), ref, extent)
-        if not self.with_box:
-            return cls_scores, None, mask_preds
+        given), mask logits (B, K, H/4, W/4) or None."""
+        cls_scores, mask_preds, dec = self.class_and_masks(centers, mask_feature)
+        if mask_preds is not None and self.box_ref == 'mask' and ref is not None:
+            ref = self._mask_boxes(mask_preds.detach(), ref, extent)
         delta = self.reg_embed(dec)
         if ref is not None:
-            delta = delta + torch.logit(ref.to(delta.dtype))
+            # in float32: under bf16 autocast a reference of 1 - 1e-3 rounds to
+            # 1.0 and its logit (and gradient) would be infinite
+            delta = delta.float() + torch.logit(ref.float())
         return cls_scores, delta.sigmoid(), mask_preds
 
     @staticmethod
@@ -403,34 +281,16 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
         """Per supervised prediction (initial centers if
         ``supervise_initial``, then every decoder layer; the LAST is final):
         lists of class logits, boxes and mask logits."""
-        cls_list, box_list, mask_list, _ = self._decode(x, batch_data_samples)
-        return cls_list, box_list, mask_list
-
-    def _decode(self, x: Sequence[Tensor], batch_data_samples: Optional[list] = None
-                ) -> Tuple[List[Tensor], List[Optional[Tensor]], List[Optional[Tensor]],
-                           Tensor]:
-        """:meth:`forward`'s three lists and the stride-4 mask features F."""
-        maps, enc_centers = self._split_inputs(x)
-        mask_feature, levels = self.pixel_decoder(maps)
-        levels = list(levels)
-        B = mask_feature.shape[0]
+        centers_list, assigns, shapes, mask_feature = self.decode(x)
         extent = self._extent(batch_data_samples, mask_feature)
-        centers = self.query_init(enc_centers, levels[0])
-        pos = self.query_pos.weight.unsqueeze(0).expand(B, -1, -1).to(centers.dtype)
         outs = []
-        if self.supervise_initial:
-            outs.append(self._forward_head(centers, mask_feature))
-        for i, layer in enumerate(self.layers):
-            index = i % len(levels)
-            centers, assign = layer(self._tokens(levels[index], index), centers, pos)
+        for centers, assign, hw in zip(centers_list, assigns, shapes):
             ref = None
-            if self.box_ref != 'none':
-                ref = self._cluster_boxes(assign, levels[index].shape[-2:], extent)
+            if assign is not None and self.box_ref != 'none':
+                ref = self._cluster_boxes(assign, hw, extent)
             outs.append(self._forward_head(centers, mask_feature, ref, extent))
-        self.set_assignment_shapes([levels[i % len(levels)].shape[-2:]
-                                    for i in range(self.num_layers)])
         cls_list, box_list, mask_list = (list(t) for t in zip(*outs))
-        return cls_list, box_list, mask_list, mask_feature
+        return cls_list, box_list, mask_list
 
     # ------------------------------------------------------------------ loss
     def loss(self, x: Sequence[Tensor], batch_data_samples: list) -> Dict[str, Tensor]:
@@ -513,45 +373,6 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
             losses.update(self._mask_loss(mask_preds, pos_inds_list, pos_gt_list, gts))
         return losses
 
-    def _mask_loss(self, mask_preds: Tensor, pos_inds_list: List[Tensor],
-                   pos_gt_list: List[Tensor], gts: List[InstanceData]) -> Dict[str, Tensor]:
-        """BCE + dice on uncertainty-sampled points of the matched masks."""
-        preds = torch.cat([m[p] for m, p in zip(mask_preds, pos_inds_list)])
-        targets = torch.cat([g.masks[i] for g, i in zip(gts, pos_gt_list)])
-        num_masks = reduce_mean(mask_preds.new_tensor([preds.shape[0]])).clamp(min=1).item()
-        if preds.shape[0] == 0:  # no object in the batch: zero, with a graph
-            zero = mask_preds.sum() * 0.0
-            return dict(loss_mask=zero, loss_dice=zero)
-        with torch.no_grad():
-            coords = get_uncertain_point_coords_with_randomness(
-                preds.unsqueeze(1).float(), None, self.num_points, self.oversample_ratio,
-                self.importance_sample_ratio)
-            point_targets = point_sample(targets.unsqueeze(1).float(), coords).squeeze(1)
-        point_preds = point_sample(preds.unsqueeze(1), coords).squeeze(1)
-        loss_dice = self.loss_dice(point_preds, point_targets, avg_factor=num_masks)
-        loss_mask = self.loss_mask(point_preds.reshape(-1), point_targets.reshape(-1),
-                                   avg_factor=num_masks * self.num_points)
-        return dict(loss_mask=loss_mask, loss_dice=loss_dice)
-
-    def _hungarian_match(self, pred: InstanceData, gt: InstanceData,
-                         mask_pred: Optional[Tensor], gt_masks: Optional[Tensor],
-                         img_meta: dict) -> Tuple[Tensor, Tensor]:
-        """Run the assigner on one image: ``pred`` holds the (detached)
-        class scores (and boxes), ``gt`` the labels (and boxes); with
-        ``mask_pred`` (K, h, w) and ``gt_masks`` the mask costs read the same
-        ``num_points`` random points of every mask. Returns the matched
-        prediction indices and their ground-truth indices."""
-        if mask_pred is not None and len(gt) > 0:
-            coords = torch.rand((1, self.num_points, 2), device=mask_pred.device)
-            pred.masks = point_sample(mask_pred.detach().unsqueeze(1),
-                                      coords.expand(len(mask_pred), -1, -1)).squeeze(1)
-            gt.masks = point_sample(gt_masks.unsqueeze(1).float(),
-                                    coords.expand(len(gt), -1, -1)).squeeze(1)
-        assign = self.assigner.assign(pred_instances=pred, gt_instances=gt,
-                                      img_meta=img_meta)
-        pos_inds = torch.nonzero(assign.gt_inds > 0, as_tuple=False).squeeze(-1).unique()
-        return pos_inds, assign.gt_inds[pos_inds] - 1
-
     def _get_targets_single(self, cls_score: Tensor, bbox_pred: Tensor,
                             mask_pred: Optional[Tensor], gt: InstanceData,
                             img_meta: dict) -> tuple:
@@ -606,7 +427,7 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
                         mask_pred: Optional[Tensor], img_meta: dict,
                         rescale: bool) -> InstanceData:
         """Top-k (query, class) pairs of one image in ``DetDataSample``'s
-        ``pred_instances`` format."""
+        ``pred_instances`` format, sorted by score."""
         max_per_img = min(self.test_cfg.get('max_per_img', 100), cls_score.numel())
         scores, index = cls_score.sigmoid().flatten().topk(max_per_img)
         labels = index % self.num_classes
@@ -635,4 +456,5 @@ class ClusterFormerDetHead(DecoderAssignmentRecorder, BaseModule):
             scores = scores * inside
             result.masks = masks
         result.scores = scores
-        return result
+        # best first: the mask factor reorders the top-k by class score
+        return result[scores.argsort(descending=True)]

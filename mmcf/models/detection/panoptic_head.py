@@ -1,6 +1,7 @@
 """ClusterFormer head for panoptic segmentation in mmdet (§4.1.5).
 
-The decoder is the detection head's (:class:`ClusterFormerDetHead`: pixel
+The trunk is the one the detection head has too
+(:class:`~mmcf.models.detection.center_head.ClusterFormerCenterHead`: pixel
 decoder, six RCA decoder layers, centers started from the encoder's, Table
 6f), run over two kinds of centers::
 
@@ -30,14 +31,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.registry import MODELS
-from mmdet.structures.mask import mask2bbox
 from mmdet.utils import reduce_mean
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from .head import ClusterFormerDetHead
+from .center_head import ClusterFormerCenterHead
+from .panoptic_fusion import ClusterFormerPanopticFusionHead
 from .panoptic_losses import (instance_discrimination_loss, mask_id_cross_entropy,
                               pq_style_loss, semantic_cross_entropy)
 
@@ -61,8 +61,7 @@ def _panoptic_train_cfg() -> dict:
 
 
 def _panoptic_test_cfg() -> dict:
-    return dict(panoptic_on=True, semantic_on=True, instance_on=True, max_per_img=100,
-                object_mask_thr=0.5, iou_thr=0.8, mask_thr=0.5)
+    return dict(ClusterFormerPanopticFusionHead.DEFAULTS)
 
 
 def _aux_config(aux_losses: Optional[dict]) -> Dict[str, dict]:
@@ -85,13 +84,13 @@ def _aux_config(aux_losses: Optional[dict]) -> Dict[str, dict]:
 
 
 @MODELS.register_module()
-class ClusterFormerPanopticHead(ClusterFormerDetHead):
+class ClusterFormerPanopticHead(ClusterFormerCenterHead):
     """ClusterFormer panoptic segmentation head (§4.1.5).
 
     The decoder, pixel decoder, center initialisation and assignment-map
-    recording are :class:`ClusterFormerDetHead`'s; there is no box branch
-    (Eq. 7 has no box term; the instance output's boxes are the masks'
-    bounding boxes).
+    recording are the shared trunk's (:class:`ClusterFormerCenterHead`);
+    there is no box branch (Eq. 7 has no box term; the instance output's
+    boxes are the masks' bounding boxes).
 
     **Centers.** ``num_queries`` thing centers (100, §4.1.2) and one stuff
     center per stuff class, all initialised by ``center_init`` (Table 6f)
@@ -130,19 +129,11 @@ class ClusterFormerPanopticHead(ClusterFormerDetHead):
       - ``semantic`` (1.0): cross-entropy of a 1x1 convolution of F against
         the semantic map (things and stuff), once.
 
-    **Inference** (``test_cfg``, mmdet's MaskFormer keys): thing centers
-    score their best thing class, stuff centers their presence; centers
-    above ``object_mask_thr`` compete per pixel by score x mask probability
-    (each pixel goes to exactly one center, or stays VOID); a center keeps
-    its pixels if they are at least ``iou_thr`` of its own mask (probability
-    >= 0.5), else they become VOID. Stuff of one class is one segment (id =
-    class), things get ``class + k * INSTANCE_OFFSET``, k = 1, 2, ...;
-    unlabeled pixels are ``num_classes`` (mmdet's convention, read by
-    ``CocoPanopticMetric`` and :class:`~mmcf.evaluation.PanopticQualityMetric`).
-    ``instance_on`` adds the top ``max_per_img`` (thing center, class) pairs
-    with masks and mask boxes (for ``CocoMetric``: Table 5's mAP_pan^Th),
-    ``semantic_on`` the per-pixel argmax over classes of ``sum_k p_k(c)
-    m_k`` (for ``SemSegMetric``: mIoU_pan).
+    **Inference.** :meth:`predict` returns the final centers' class and
+    mask probabilities; the detector's ``panoptic_fusion_head``
+    (:class:`~mmcf.models.detection.ClusterFormerPanopticFusionHead` by
+    default) fuses them into ``pred_panoptic_seg``, ``pred_instances`` and
+    ``pred_sem_seg`` as its ``test_cfg`` says.
 
     Args:
         in_channels: channels of the four backbone maps.
@@ -154,13 +145,15 @@ class ClusterFormerPanopticHead(ClusterFormerDetHead):
         aux_losses: the auxiliary terms (see above).
         loss_cls, loss_mask, loss_dice: mmdet losses inside ``L_th`` and
             ``L_st`` (weight 1 each by default; the lambdas weigh them).
-        train_cfg: the thing assigner and the point-loss settings.
-        test_cfg: see above.
-        **kwargs: the decoder arguments of :class:`ClusterFormerDetHead`
-            (``feat_channels``, ``pixel_decoder``, ``num_layers``,
-            ``num_iters``, ``center_init``, ...).
+        train_cfg: the thing assigner and the point-loss settings; keys not
+            given keep their defaults.
+        test_cfg: the fusion settings (see
+            :class:`~mmcf.models.detection.ClusterFormerPanopticFusionHead`);
+            the detector's ``test_cfg`` replaces it, as in mmdet.
+        **kwargs: the trunk's arguments (:class:`~mmcf.models.detection.
+            center_head.ClusterFormerCenterHead`: ``feat_channels``,
+            ``pixel_decoder``, ``transformer_decoder``, ``center_init``, ...).
     """
-    with_box = False
 
     def __init__(self,
                  in_channels: Sequence[int],
@@ -200,7 +193,7 @@ class ClusterFormerPanopticHead(ClusterFormerDetHead):
             loss_dice=loss_dice or dict(type='DiceLoss', use_sigmoid=True, activate=True,
                                         reduction='mean', naive_dice=True, eps=1.0,
                                         loss_weight=1.0),
-            train_cfg=train_cfg or _panoptic_train_cfg(),
+            train_cfg={**_panoptic_train_cfg(), **(train_cfg or {})},
             test_cfg=test_cfg or _panoptic_test_cfg(),
             **kwargs)
         self.num_things_classes = num_things_classes
@@ -210,6 +203,7 @@ class ClusterFormerPanopticHead(ClusterFormerDetHead):
         self.aux_losses = aux
         if 'semantic' in aux:
             self.sem_embed = nn.Conv2d(self.feat_channels, self.num_classes, 1)
+        self._reset_parameters()
 
     # --------------------------------------------------------------- forward
     def forward(self, x: Sequence[Tensor], batch_data_samples: Optional[list] = None
@@ -217,7 +211,12 @@ class ClusterFormerPanopticHead(ClusterFormerDetHead):
         """Class logits (B, K, C) and mask logits (B, K, H/4, W/4) of every
         supervised prediction (the last is final; K = thing + stuff centers),
         and the mask features F (B, D, H/4, W/4)."""
-        cls_list, _, mask_list, feature = self._decode(x, batch_data_samples)
+        centers_list, _, _, feature = self.decode(x)
+        cls_list, mask_list = [], []
+        for centers in centers_list:
+            cls, masks, _ = self.class_and_masks(centers, feature)
+            cls_list.append(cls)
+            mask_list.append(masks)
         return cls_list, mask_list, feature
 
     def _split(self, cls: Tensor) -> Tuple[Tensor, Tensor]:
@@ -419,10 +418,12 @@ class ClusterFormerPanopticHead(ClusterFormerDetHead):
 
     # ------------------------------------------------------------- predict
     def predict(self, x: Sequence[Tensor], batch_data_samples: list,
-                rescale: bool = True) -> List[dict]:
-        """Per image a dict with ``pan_results`` (H, W) int32,
-        ``ins_results`` (InstanceData) and ``sem_results`` (H, W) long, as
-        enabled by ``test_cfg`` (mmdet's MaskFormer keys)."""
+                rescale: bool = True) -> List[Tuple[Tensor, Tensor, Tensor]]:
+        """Per image the final centers' thing class probabilities (Q_th,
+        N_th), stuff presence probabilities (N_st,) and all centers' mask
+        probabilities (K, H, W) at the original image size (``rescale``) or
+        the input size; the detector's ``panoptic_fusion_head`` turns them
+        into mmdet's outputs."""
         metas = [s.metainfo for s in batch_data_samples]
         cls_list, mask_list, _ = self(x, batch_data_samples)
         cls, masks = cls_list[-1], mask_list[-1]
@@ -439,79 +440,5 @@ class ClusterFormerPanopticHead(ClusterFormerDetHead):
                 if (out_h, out_w) != (img_h, img_w):
                     logits = F.interpolate(logits[None], size=(out_h, out_w),
                                            mode='bilinear', align_corners=False)[0]
-            probs = logits.sigmoid()
-            th_probs, st_probs = th_logits[b].sigmoid(), st_logits[b].sigmoid()
-            res = {}
-            if self.test_cfg.get('panoptic_on', True):
-                res['pan_results'] = self.panoptic_fusion(th_probs, st_probs, probs)
-            if self.test_cfg.get('instance_on', True):
-                res['ins_results'] = self.instance_results(th_probs, probs)
-            if self.test_cfg.get('semantic_on', True):
-                res['sem_results'] = self.semantic_results(th_probs, st_probs, probs)
-            results.append(res)
+            results.append((th_logits[b].sigmoid(), st_logits[b].sigmoid(), logits.sigmoid()))
         return results
-
-    def _center_scores(self, th_probs: Tensor, st_probs: Tensor) -> Tuple[Tensor, Tensor]:
-        """Score and class of every center: thing centers their best thing
-        class, stuff center j class ``num_things_classes + j``."""
-        if self.num_things_classes:
-            th_scores, th_labels = th_probs.max(-1)
-        else:
-            th_scores = th_labels = th_probs.new_zeros(self.num_thing_queries)
-        st_labels = torch.arange(self.num_stuff_classes, device=st_probs.device) + \
-            self.num_things_classes
-        return torch.cat([th_scores, st_probs]), torch.cat([th_labels.long(), st_labels])
-
-    def panoptic_fusion(self, th_probs: Tensor, st_probs: Tensor, mask_probs: Tensor) -> Tensor:
-        """(H, W) int32 panoptic map of one image from the thing class
-        probabilities (Q_th, N_th), stuff presence (N_st,) and all centers'
-        mask probabilities (K, H, W). Each pixel gets at most one segment."""
-        thr = self.test_cfg.get('object_mask_thr', 0.5)
-        iou_thr = self.test_cfg.get('iou_thr', 0.8)
-        scores, labels = self._center_scores(th_probs, st_probs)
-        H, W = mask_probs.shape[-2:]
-        pan = torch.full((H, W), self.num_classes, dtype=torch.int32,
-                         device=mask_probs.device)
-        keep = torch.nonzero(scores > thr).squeeze(1)
-        if keep.numel() == 0:
-            return pan
-        winner = (scores[keep, None, None] * mask_probs[keep]).argmax(0)
-        instance = 1
-        for i, k in enumerate(keep.tolist()):
-            mine = winner == i
-            area = int(mine.sum())
-            own = int((mask_probs[k] >= 0.5).sum())
-            if area == 0 or own == 0 or area / own < iou_thr:
-                continue
-            label = int(labels[k])
-            if label >= self.num_things_classes:  # stuff: one segment per class
-                pan[mine] = label
-            else:
-                pan[mine] = label + instance * INSTANCE_OFFSET
-                instance += 1
-        return pan
-
-    def instance_results(self, th_probs: Tensor, mask_probs: Tensor) -> InstanceData:
-        """Top ``max_per_img`` (thing center, class) pairs: masks
-        (probability > ``mask_thr``), their boxes, score = class probability x
-        mean mask probability inside the mask (Mask2Former)."""
-        Q = self.num_thing_queries
-        n = min(self.test_cfg.get('max_per_img', 100), th_probs.numel())
-        scores, index = th_probs.flatten().topk(n)
-        labels = index % max(self.num_things_classes, 1)
-        query = torch.div(index, max(self.num_things_classes, 1), rounding_mode='floor')
-        probs = mask_probs[:Q][query]
-        masks = probs > self.test_cfg.get('mask_thr', 0.5)
-        inside = (probs * masks).flatten(1).sum(1) / (masks.flatten(1).sum(1) + 1e-6)
-        return InstanceData(bboxes=mask2bbox(masks).float(), labels=labels, masks=masks,
-                            scores=scores * inside)
-
-    def semantic_results(self, th_probs: Tensor, st_probs: Tensor,
-                         mask_probs: Tensor) -> Tensor:
-        """(H, W) class per pixel: argmax_c sum_k p_k(c) m_k (Mask2Former's
-        semantic inference, with our two kinds of centers)."""
-        Q, C = self.num_thing_queries, self.num_classes
-        class_probs = th_probs.new_zeros(Q + self.num_stuff_classes, C)
-        class_probs[:Q, :self.num_things_classes] = th_probs
-        class_probs[Q:, self.num_things_classes:] = torch.diag(st_probs)
-        return torch.einsum('kc,khw->chw', class_probs, mask_probs).argmax(0)

@@ -25,7 +25,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.config import ConfigDict
-from mmengine.model import BaseModule, ModuleList
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.losses import DiceLoss, accuracy
 from mmseg.models.utils import resize
@@ -33,15 +32,15 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from ..clustering import Mlp
-from ..decoder import CenterQueryInit, ClusterDecoderLayer
-from ..utils import loads_pretrained
-from ...visualization.recorder import DecoderAssignmentRecorder
+from ..decoder import (LEGACY_DECODER_KEYS, CenterQueryInit, ClusterDecoderHeadMixin,
+                       ClusterTransformerDecoder, merge_legacy_decoder_cfg)
+from ..recording import AssignmentRecorder
 
 SIMILARITIES = ('dot', 'cosine')
 
 
 @MODELS.register_module()
-class ClusterFormerHead(DecoderAssignmentRecorder, BaseDecodeHead):
+class ClusterFormerHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseDecodeHead):
     """ClusterFormer decode head (§3.3 "Adaptation to ... Segmentation").
 
     **Pixel decoder.** ``pixel_decoder`` is any OpenMMLab pixel decoder that
@@ -56,9 +55,11 @@ class ClusterFormerHead(DecoderAssignmentRecorder, BaseDecodeHead):
       ``mask_feature`` to ``num_levels`` coarser maps (strides 32, 16, 8 for
       the default 3).
 
-    **Transformer decoder.** ``num_layers`` (6, §3.3) layers of
-    :class:`ClusterDecoderLayer`, each one RCA layer of Eq. 4 with ``T =
-    num_iters`` (3) iterations, then self-attention and an FFN. Layer ``l``
+    **Transformer decoder.** ``transformer_decoder`` configures a
+    :class:`~mmcf.models.decoder.ClusterTransformerDecoder`: ``num_layers``
+    (6, §3.3) layers of :class:`~mmcf.models.decoder.ClusterDecoderLayer`,
+    each one RCA layer of Eq. 4 with ``T = layer_cfg.num_iters`` (3)
+    iterations, then self-attention and an FFN. Layer ``l``
     clusters the pixel features of level ``l mod L`` (coarse to fine, in
     round robin), so the stack walks the feature hierarchy as Eq. 4 does.
     RCA layers are not shared across layers (§3.2).
@@ -117,14 +118,16 @@ class ClusterFormerHead(DecoderAssignmentRecorder, BaseDecodeHead):
             are always the backbone's last output).
         pixel_decoder: config of the pixel decoder (see above).
         num_levels: number of pooled levels for single-output decoders.
-        num_layers: decoder layers (6).
-        num_iters: EM iterations T of each RCA layer (3).
-        head_dim: head width of the RCA layers (32, as the encoder).
-        num_heads: heads of the self-attention among centers.
-        ffn_channels: hidden width of the decoder FFN.
-        dropout: dropout in the decoder layers.
-        center_update / m_step: passed to
-            :class:`~mmcf.models.clustering.RecurrentClustering`.
+        transformer_decoder: ``dict(num_layers=6, layer_cfg=dict(...))``
+            with the decoder layers' ``num_iters`` (T, 3), ``head_dim`` (32,
+            as the encoder), ``num_heads`` (self-attention among centers),
+            ``ffn_channels``, ``dropout``, ``center_update``, ``m_step``,
+            ``cluster_logits``, ``logit_scale``, ``residual_m_step``,
+            ``norm_cfg``, ``act_cfg``; see
+            :class:`~mmcf.models.decoder.ClusterTransformerDecoder`. The flat
+            keys of mmcf 0.1 (``num_layers=``, ``num_iters=``, ...,
+            ``transformer_norm_cfg=``, ``transformer_act_cfg=``) still work,
+            with a deprecation warning.
         center_init: 'encoder' | 'free' | 'feature' (Table 6f).
         encoder_channels: width C_enc of the encoder centers (default: the
             last of ``in_channels``).
@@ -149,14 +152,7 @@ class ClusterFormerHead(DecoderAssignmentRecorder, BaseDecodeHead):
                  in_index: Sequence[int] = (0, 1, 2, 3),
                  pixel_decoder: Optional[dict] = None,
                  num_levels: int = 3,
-                 num_layers: int = 6,
-                 num_iters: int = 3,
-                 head_dim: int = 32,
-                 num_heads: int = 8,
-                 ffn_channels: int = 2048,
-                 dropout: float = 0.0,
-                 center_update: str = 'recurrent',
-                 m_step: str = 'mean',
+                 transformer_decoder: Optional[dict] = None,
                  center_init: str = 'encoder',
                  encoder_channels: Optional[int] = None,
                  num_encoder_centers: int = 100,
@@ -164,15 +160,15 @@ class ClusterFormerHead(DecoderAssignmentRecorder, BaseDecodeHead):
                  deep_supervision: bool = True,
                  supervise_initial: bool = True,
                  aux_loss_weight: float = 1.0,
-                 transformer_norm_cfg: Optional[dict] = None,
-                 transformer_act_cfg: Optional[dict] = None,
                  record_assignments: str = 'last',
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  **kwargs):
         if similarity not in SIMILARITIES:
             raise ValueError(f'similarity must be one of {SIMILARITIES}, got {similarity!r}')
-        if num_layers < 1:
-            raise ValueError(f'num_layers must be >= 1, got {num_layers}')
+        transformer_decoder = merge_legacy_decoder_cfg(
+            transformer_decoder,
+            {k: kwargs.pop(k) for k in list(kwargs) if k in LEGACY_DECODER_KEYS},
+            type(self).__name__)
         if isinstance(in_channels, int) or isinstance(in_index, int):
             raise TypeError('ClusterFormerHead takes several backbone maps: in_channels and '
                             'in_index must be sequences (e.g. [96, 192, 384, 768], [0, 1, 2, 3])')
@@ -192,7 +188,6 @@ class ClusterFormerHead(DecoderAssignmentRecorder, BaseDecodeHead):
         del self.conv_seg
 
         D = channels
-        self.num_layers = num_layers
         self.center_init = center_init
         self.similarity = similarity
         self.deep_supervision = deep_supervision
@@ -203,6 +198,11 @@ class ClusterFormerHead(DecoderAssignmentRecorder, BaseDecodeHead):
         # a ConfigDict: mmdet's decoders read their sub-configs as attributes
         pixel_decoder = ConfigDict(copy.deepcopy(
             pixel_decoder or dict(type='mmdet.MSDeformAttnPixelDecoder')))
+        kind = pixel_decoder.get('type')
+        if isinstance(kind, str) and '.' not in kind and MODELS.get(kind) is None:
+            # mmdet's pixel decoders by their mmdet name, as the detection
+            # heads' configs write them
+            pixel_decoder['type'] = 'mmdet.' + kind
         pixel_decoder.update(in_channels=list(in_channels))
         pixel_decoder.setdefault('feat_channels', D)
         pixel_decoder.setdefault('out_channels', D)
@@ -229,36 +229,26 @@ class ClusterFormerHead(DecoderAssignmentRecorder, BaseDecodeHead):
         self.center_pos = nn.Embedding(K, D)
 
         # --- transformer decoder (§3.3) ----------------------------------
-        self.layers = ModuleList([
-            ClusterDecoderLayer(
-                D, num_heads=num_heads, head_dim=head_dim, num_iters=num_iters,
-                ffn_channels=ffn_channels, dropout=dropout, center_update=center_update,
-                m_step=m_step, norm_cfg=transformer_norm_cfg,
-                act_cfg=transformer_act_cfg) for _ in range(num_layers)
-        ])
-        self.out_norm = build_norm_layer(transformer_norm_cfg or dict(type='LN'), D)[1]
+        self.transformer_decoder = ClusterTransformerDecoder(D, **transformer_decoder)
+        self.num_layers = self.transformer_decoder.num_layers
+        norm_cfg = transformer_decoder['layer_cfg'].get('norm_cfg') or dict(type='LN')
+        self.out_norm = build_norm_layer(norm_cfg, D)[1]
         self.center_embed = Mlp(D, D, D)
         if similarity == 'cosine':
             self.logit_scale = nn.Parameter(torch.tensor(math.log(10.0)))
-        self.init_assignment_recording([layer.clustering for layer in self.layers],
-                                       num_iters, record_assignments)
+        self.init_assignment_recording(self.transformer_decoder.rca_modules,
+                                       self.transformer_decoder.num_iters, record_assignments)
         self._reset_parameters()
 
     # ------------------------------------------------------------------ init
     def _reset_parameters(self) -> None:
         """Xavier for the decoder's matrices (as Mask2Former's decoder), and
-        a variance-preserving init of the encoder-center map ``W``."""
-        for module in (self.layers, self.center_embed):
-            for p in module.parameters():
-                if p.dim() > 1:
-                    nn.init.xavier_uniform_(p)
+        the selection init of the encoder-center map ``W`` (Table 6f)."""
+        self.transformer_decoder.reset_parameters()
+        for p in self.center_embed.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
         self.query_init.reset_parameters()
-
-    def init_weights(self) -> None:
-        # the pixel decoder runs its own init_weights inside super()
-        if not loads_pretrained(self.init_cfg):
-            self._reset_parameters()
-        super().init_weights()
 
     # --------------------------------------------------------------- forward
     def _split_inputs(self, inputs: Sequence[Tensor]
@@ -333,11 +323,11 @@ class ClusterFormerHead(DecoderAssignmentRecorder, BaseDecodeHead):
         preds = []
         if all_layers and self.supervise_initial:
             preds.append(self._class_scores(centers, mask_feature))
-        self.set_assignment_shapes([levels[i % len(levels)].shape
+        decoder = self.transformer_decoder
+        self.set_assignment_shapes([levels[decoder.level_index(i, len(levels))].shape
                                     for i in range(self.num_layers)])
-        for i, layer in enumerate(self.layers):
-            lvl = levels[i % len(levels)]
-            centers, _ = layer(lvl.flatten(2).transpose(1, 2), centers, pos)
+        tokens = [lvl.flatten(2).transpose(1, 2) for lvl in levels]
+        for i, centers, _ in decoder(tokens, centers, pos):
             last = i == self.num_layers - 1
             if last or (all_layers and self.deep_supervision):
                 preds.append(self._class_scores(centers, mask_feature))

@@ -6,7 +6,7 @@ from mmdet.datasets.transforms import LoadAnnotations, LoadPanopticAnnotations
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.mask import BitmapMasks
 
-from ...utils.data_check import read_panoptic_ids, rgb2id, segment_id_mismatch
+from ..panoptic_io import read_panoptic_ids, rgb2id, segment_id_mismatch
 
 
 @TRANSFORMS.register_module()

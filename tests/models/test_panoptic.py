@@ -281,9 +281,13 @@ def _fusion_case():
     return th, st, m
 
 
+def _fusion_head(**test_cfg):
+    from mmcf.models.detection import ClusterFormerPanopticFusionHead
+    return ClusterFormerPanopticFusionHead(NTH, NST, test_cfg=test_cfg)
+
+
 def test_panoptic_fusion_keeps_things_and_stuff_apart():
-    head = build_head(num_queries=3, test_cfg=dict(object_mask_thr=0.5, iou_thr=0.5,
-                                                   max_per_img=5))
+    head = _fusion_head(object_mask_thr=0.5, iou_thr=0.5, max_per_img=5)
     th, st, m = _fusion_case()
     pan = head.panoptic_fusion(th, st, m)
     assert pan.shape == (4, 6) and pan.dtype == torch.int32
@@ -306,10 +310,11 @@ def test_panoptic_fusion_keeps_things_and_stuff_apart():
 
 
 def test_instance_and_semantic_outputs():
-    head = build_head(num_queries=3, test_cfg=dict(max_per_img=2))
+    head = _fusion_head(max_per_img=2)
     th, st, m = _fusion_case()
     ins = head.instance_results(th, m)
     assert ins.labels.tolist() == [1, 2] and ins.masks.shape == (2, 4, 6)
+    assert ins.scores.tolist() == sorted(ins.scores.tolist(), reverse=True)
     assert ins.bboxes[0].tolist() == [0, 0, 3, 4]  # the mask's box
     assert ins.scores[0].item() == pytest.approx(0.9 * 0.9)
     sem = head.semantic_results(th, st, m)
@@ -395,7 +400,8 @@ def test_coco_panoptic_configs_follow_the_paper_and_train_an_iteration(path, arc
     head = cfg.model.bbox_head
     assert cfg.model.backbone.arch == arch and cfg.model.backbone.out_centers
     assert head.num_things_classes == 80 and head.num_stuff_classes == 53
-    assert head.num_queries == 100 and head.num_layers == 6 and head.num_iters == 3
+    decoder = head.transformer_decoder
+    assert head.num_queries == 100 and decoder.num_layers == 6 and decoder.layer_cfg.num_iters == 3
     assert (head.lambda_th, head.lambda_st, head.lambda_aux) == (5.0, 3.0, 1.0)
     assert set(head.aux_losses) == {'pq', 'mask_id', 'inst_disc', 'semantic'}
     assert head.loss_cls.use_sigmoid and head.center_init == 'encoder'

@@ -66,9 +66,9 @@ def test_tool_draws_backbone_maps_of_an_embedded_image(shapes_root, tmp_path):
     files = tool.main([CLS_CFG, image, '--out-dir', str(out), '--panel-size', '128'])
     stem = osp.splitext(osp.basename(image))[0]
     names = sorted(osp.basename(f) for f in files)
-    assert names == sorted([f'{stem}_backbone_stage{s}_it3.png' for s in range(4)] +
+    assert names == sorted([f'{stem}_backbone_stage{s}_it2.png' for s in range(4)] +
                            [f'{stem}_clusters.png'])
-    panel = _read_rgb(str(out / f'{stem}_backbone_stage0_it3.png'))
+    panel = _read_rgb(str(out / f'{stem}_backbone_stage0_it2.png'))
     assert panel.shape == (TITLE_HEIGHT + 128, 3 * 128 + 2 * GAP, 3)  # 64x64 image -> 128 tiles
     tile = panel[TITLE_HEIGHT:, 128 + GAP:256 + GAP].reshape(-1, 3)
     # stage 0 is 16x16 cells of 8x8 px: more than one cluster, and every
@@ -89,7 +89,40 @@ def test_tool_draws_segmentation_head_class_centers(shapes_root, tmp_path):
     files = tool.main([SEG_CFG, image, '--out-dir', str(tmp_path), '--source', 'decode_head',
                        '--iteration', '0', '--panel-size', '64'])
     assert len(files) == 6 + 1  # six decoder layers + contact sheet
-    assert any('decode_head_layer5_it1' in f for f in files)
+    assert any('decode_head_layer5_it0' in f for f in files)
+
+
+def test_tool_prints_cluster_health(shapes_root, tmp_path, capsys):
+    tool = _load_tool('visualize_clusters.py')
+    image = _first_image(shapes_root, 'semantic/img_dir/val')
+    tool.main([SEG_CFG, image, '--out-dir', str(tmp_path), '--panel-size', '32'])
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines()
+            if line.startswith(('backbone', 'decode_head'))]
+    assert [r[:3] for r in rows[:4]] == [['backbone', 'stage', str(i)] for i in range(4)]
+    assert len(rows) == 4 + 6  # four stages, six decoder layers
+    for r in rows:
+        entropy, spread = float(r[3]), float(r[4])
+        used, k = (float(v) for v in r[5].split('/'))
+        assert 0 <= entropy <= 1 and spread >= 0 and 1 <= used <= k
+
+
+def test_inferencers_of_two_libraries_then_our_tool(shapes_root, tmp_path):
+    """docs/en/get_started.md: set the scope before the second library's
+    inferencer; mmcf's tools set theirs."""
+    from mmengine.registry import init_default_scope
+    from mmpretrain import ImageClassificationInferencer
+    from mmseg.apis import MMSegInferencer
+    image = _first_image(shapes_root, 'semantic/img_dir/val')
+    seg = MMSegInferencer(model=SEG_CFG, weights=None, device='cpu')
+    assert seg(image, return_datasamples=True).pred_sem_seg.data.shape[-2:] == (64, 64)
+    init_default_scope('mmpretrain')
+    cls = ImageClassificationInferencer(model=CLS_CFG, pretrained=False, device='cpu')
+    assert 0 <= cls(image)[0]['pred_label'] < 4
+    # the scope is mmpretrain's now; our tool runs an mmseg config anyway
+    files = _load_tool('visualize_clusters.py').main(
+        [SEG_CFG, image, '--out-dir', str(tmp_path), '--stages', '0', '--source', 'backbone'])
+    assert len(files) == 2
 
 
 def test_compute_maps_for_backbone_and_seg_head(shapes_root):
@@ -172,12 +205,23 @@ def test_hook_logs_maps_at_each_validation(shapes_root, tmp_path):
     for step in (per_epoch, 2 * per_epoch):  # two validations
         for idx in (0, 7):
             expected += [f'cluster_maps_img{idx}_{step}.png',
-                         f'cluster_maps_img{idx}_backbone_stage0_it3_{step}.png',
-                         f'cluster_maps_img{idx}_backbone_stage3_it3_{step}.png']
+                         f'cluster_maps_img{idx}_backbone_stage0_it2_{step}.png',
+                         f'cluster_maps_img{idx}_backbone_stage3_it2_{step}.png']
     assert files == sorted(expected)
     sheet = _read_rgb(glob.glob(osp.join(str(tmp_path), '*', 'vis_data', 'vis_image',
                                          f'cluster_maps_img7_{per_epoch}.png'))[0])
     assert sheet.shape[1] == 3 * 64 + 2 * 4 and sheet.shape[0] > 2 * 64
+    # the cluster health of the same forward is logged as scalars, per stage
+    import json
+    records = [json.loads(line) for path in glob.glob(
+        osp.join(str(tmp_path), '*', 'vis_data', 'scalars.json')) for line in open(path)]
+    health = [r for r in records if 'cluster_health/backbone.stage0.entropy' in r]
+    assert [r['step'] for r in health] == [per_epoch, 2 * per_epoch]
+    for r in health:
+        for stage in range(4):
+            assert 0.0 <= r[f'cluster_health/backbone.stage{stage}.entropy'] <= 1.0
+            assert 1 <= r[f'cluster_health/backbone.stage{stage}.used'] <= 16
+            assert r[f'cluster_health/backbone.stage{stage}.spread'] >= 0.0
 
 
 # ------------------------------------------------------------------ FLOPs

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-SCRIPT = (Path(__file__).resolve().parents[1] / 'tools' / 'dataset' /
+SCRIPT = (Path(__file__).resolve().parents[2] / 'tools' / 'dataset' /
           'make_shapes.py')
 
 SMALL = dict(size=64, num_train=6, num_val=3, cls_per_class_train=3,
@@ -57,44 +57,12 @@ def _rgb2id(rgb):
     return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
 
 
-def _raster_polygon(poly, h, w):
-    """Even-odd fill at pixel centres of a polygon [x1, y1, x2, y2, ...]."""
-    xs = np.asarray(poly[0::2], dtype=np.float64)
-    ys = np.asarray(poly[1::2], dtype=np.float64)
-    py, px = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
-    inside = np.zeros((h, w), dtype=bool)
-    n = len(xs)
-    for i in range(n):
-        x0, y0, x1, y1 = xs[i], ys[i], xs[(i + 1) % n], ys[(i + 1) % n]
-        if y0 == y1:
-            continue
-        crosses = (py >= min(y0, y1)) & (py < max(y0, y1))
-        x_at = x0 + (py - y0) * (x1 - x0) / (y1 - y0)
-        inside ^= crosses & (px < x_at)
-    return inside
-
-
-def _decode_rle(rle):
-    h, w = rle['size']
-    flat = np.zeros(h * w, dtype=bool)
-    pos, val = 0, False
-    for c in rle['counts']:
-        flat[pos:pos + c] = val
-        pos += c
-        val = not val
-    assert pos == h * w
-    return flat.reshape((w, h)).T  # column-major
-
-
 def _decode_segmentation(seg, h, w):
-    if isinstance(seg, dict):
-        assert list(seg['size']) == [h, w]
-        return _decode_rle(seg)
-    mask = np.zeros((h, w), dtype=bool)
-    for poly in seg:
-        assert len(poly) >= 6 and len(poly) % 2 == 0
-        mask |= _raster_polygon(poly, h, w)
-    return mask
+    """A compressed COCO RLE (what the generator writes) as a bool mask."""
+    from pycocotools import mask as mask_util
+    assert isinstance(seg, dict) and isinstance(seg['counts'], str)
+    assert list(seg['size']) == [h, w]
+    return mask_util.decode(dict(seg, counts=seg['counts'].encode('ascii'))).astype(bool)
 
 
 def _bbox_of(mask):
@@ -167,6 +135,25 @@ def test_idempotent_and_conflicts(tmp_path):
     empty.mkdir()
     ms.make_shapes(empty, **SMALL)
     assert (empty / '.complete').is_file()
+
+
+def test_older_format_is_regenerated(tmp_path):
+    """A data set this generator made with the same arguments but an older
+    format (1: polygons) is replaced; one with other arguments is not."""
+    out = tmp_path / 'shapes'
+    ms.make_shapes(out, seed=3, **SMALL)
+    stamp = _load_json(out / '.complete')
+    assert stamp['format_version'] == ms.FORMAT_VERSION == 2
+    (out / '.complete').write_text(json.dumps(dict(stamp, format_version=1)))
+    marker = out / 'coco' / 'annotations' / 'instances_val.json'
+    marker.write_text('{}')
+    ms.make_shapes(out, seed=3, **SMALL)
+    assert _load_json(out / '.complete')['format_version'] == 2
+    ann = _load_json(marker)
+    assert ann['annotations'] and isinstance(ann['annotations'][0]['segmentation']['counts'], str)
+    (out / '.complete').write_text(json.dumps(dict(stamp, format_version=1, seed=9)))
+    with pytest.raises(FileExistsError, match='other arguments'):
+        ms.make_shapes(out, seed=3, **SMALL)
 
 
 def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch):
@@ -385,29 +372,23 @@ def test_classification_image_has_one_dominant_shape(tmp_path):
 
 def test_mask_to_segmentation_roundtrip():
     rng = np.random.default_rng(0)
-    kinds = set()
     for _ in range(300):
         h, w = (int(v) for v in rng.integers(1, 10, 2))
         mask = rng.random((h, w)) < rng.uniform(0.2, 0.9)
         if not mask.any():
             continue
         seg = ms.mask_to_segmentation(mask)
-        kinds.add(type(seg))
         assert np.array_equal(_decode_segmentation(seg, h, w), mask)
-    assert kinds == {list, dict}
-    # a ring cannot be a polygon without its hole: RLE fallback
+    # holes and several regions are exact too
     ring = np.ones((5, 5), dtype=bool)
     ring[2, 2] = False
-    seg = ms.mask_to_segmentation(ring)
-    assert isinstance(seg, dict) and seg['size'] == [5, 5]
-    assert np.array_equal(_decode_rle(seg), ring)
-    # two separate blobs: two polygons
     two = np.zeros((6, 8), dtype=bool)
     two[1:3, 1:3] = True
     two[3:5, 5:8] = True
-    seg = ms.mask_to_segmentation(two)
-    assert isinstance(seg, list) and len(seg) == 2
-    assert seg[0] == [1.0, 1.0, 3.0, 1.0, 3.0, 3.0, 1.0, 3.0]
+    for mask in (ring, two):
+        seg = ms.mask_to_segmentation(mask)
+        assert np.array_equal(_decode_segmentation(seg, *mask.shape), mask)
+    json.dumps(seg)  # JSON-serialisable as it is
 
 
 def test_pycocotools_reads_instances(dataset):

@@ -72,7 +72,8 @@ def test_head_output_shapes_train_and_eval():
     # no deep supervision: only the last layer, even in training
     head = build_head(deep_supervision=False, supervise_initial=False).train()
     assert len(head(inputs)) == 1
-    assert len(head.layers) == 6 and head.layers[0].clustering.num_iters == 3
+    decoder = head.transformer_decoder
+    assert len(decoder.layers) == 6 and decoder.layers[0].clustering.num_iters == 3
 
 
 def test_fpn_pixel_decoder_option():
@@ -310,7 +311,9 @@ def test_ade20k_config_trains_one_iteration(path, arch, tmp_path):
     assert cfg.model.backbone.arch == arch and cfg.model.backbone.out_centers
     head = cfg.model.decode_head
     assert head.type == 'ClusterFormerHead' and head.num_classes == 150
-    assert head.num_layers == 6 and head.num_iters == 3 and head.center_init == 'encoder'
+    decoder = head.transformer_decoder
+    assert decoder.num_layers == 6 and decoder.layer_cfg.num_iters == 3
+    assert head.center_init == 'encoder'
     assert [(l.type, l.loss_weight) for l in head.loss_decode] == [
         ('CrossEntropyLoss', 5.0), ('DiceLoss', 1.0)]
     assert cfg.crop_size == (640, 640) and cfg.model.data_preprocessor.size == (640, 640)

@@ -25,7 +25,7 @@ from helpers import ROOT, load_tool, python
 
 import mmcf  # noqa: F401
 from mmcf.engine import CheckpointError
-from mmcf.utils.data_check import (DatasetError, check_coco_instances, check_coco_panoptic,
+from mmcf.datasets.data_check import (DatasetError, check_coco_instances, check_coco_panoptic,
                                    check_data_root, check_semantic)
 
 CLS, SEG = DEMOS[0], DEMOS[1]

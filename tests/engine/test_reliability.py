@@ -28,6 +28,7 @@ import torch
 from mmengine.config import Config
 
 from demo_configs import DEMOS
+from fault_injection import KILL_DURING_SAVE_ENV, with_fault_injection
 from helpers import ROOT, default_scope_kept, load_tool, python, run
 
 from mmcf.engine import find_resume_checkpoint, load_checkpoint_file
@@ -55,9 +56,13 @@ def _args(demo, shapes_root, work, args=()):
             *DETERMINISTIC]
 
 
-def _train_subprocess(demo, shapes_root, work, args=(), env=None):
-    return run([python(), osp.join(ROOT, 'tools', 'train.py'),
-                *_args(demo, shapes_root, work, args)], env=env, check=False, timeout=300)
+def _train_subprocess(demo, shapes_root, work, args=(), env=None, hooks=()):
+    """tools/train.py in a subprocess, on the demo config plus
+    tests/fault_injection.py and ``hooks``."""
+    config = with_fault_injection(demo.config, str(work) + '_cfg', hooks)
+    argv = _args(demo, shapes_root, work, args)
+    return run([python(), osp.join(ROOT, 'tools', 'train.py'), config, *argv[1:]],
+               env=env, check=False, timeout=300)
 
 
 def _train_here(argv):
@@ -137,7 +142,7 @@ def test_killed_while_writing_and_between_checkpoints_resumes_bit_identical(
     work = tmp_path / 'work'
 
     code, out = _train_subprocess(demo, shapes_root, work,
-                                  env={'MMCF_KILL_DURING_SAVE': demo.ckpt_name(6)})
+                                  env={KILL_DURING_SAVE_ENV: demo.ckpt_name(6)})
     assert code == -signal.SIGKILL, f'expected SIGKILL, got {code}:\n{out[-3000:]}'
     # the half-written file never got the checkpoint's name
     assert _last_checkpoint(work) == demo.ckpt_name(3)
@@ -146,7 +151,7 @@ def test_killed_while_writing_and_between_checkpoints_resumes_bit_identical(
     assert len(leftovers) == 1 and leftovers[0].startswith('.' + demo.ckpt_name(6)), leftovers
 
     code, out = _train_subprocess(demo, shapes_root, work, args=['--resume'],
-                                  env={'MMCF_KILL_AFTER_ITERS': '8'})
+                                  hooks=[dict(type='KillAtIterHook', after_iters=8)])
     assert code == -signal.SIGKILL, f'expected SIGKILL, got {code}:\n{out[-3000:]}'
     assert 'resumed epoch: 1, iter: 3' in out
     assert 'restored the python, numpy and torch RNG states' in out
@@ -218,11 +223,8 @@ DIST_RTOL = 1e-5
 def _loss_config(demo, folder, **top_level):
     """The demo config plus LossDumpHook (every rank's losses per iteration
     in ``<work_dir>/losses_rank<R>.jsonl``) and ``top_level`` settings."""
-    config = osp.join(folder, f'{demo.name}_losses.py')
-    with open(config, 'w') as f:
-        f.write(f"_base_ = {demo.config!r}\ncustom_hooks = [dict(type='LossDumpHook')]\n")
-        f.writelines(f'{k} = {v!r}\n' for k, v in top_level.items())
-    return config
+    return with_fault_injection(demo.config, str(folder), [dict(type='LossDumpHook')],
+                                **top_level)
 
 
 def _losses(work, ranks):

@@ -20,6 +20,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageFile
 
+from .panoptic_io import read_panoptic_ids, rgb2id, segment_id_mismatch
+
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
 MAX_LISTED = 20
 
@@ -237,34 +239,6 @@ def check_coco_instances(ann_file: str, img_dir: str,
     _check_image_files(images, img_dir, problems, check_images)
     problems.raise_if_any()
     return {'images': len(images), 'annotations': len(anns)}
-
-
-def rgb2id(rgb: np.ndarray) -> np.ndarray:
-    """COCO panoptic PNG colour to segment id: R + 256 G + 256^2 B."""
-    rgb = rgb.astype(np.int64)
-    return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
-
-
-def read_panoptic_ids(path: str, backend_args: Optional[dict] = None) -> np.ndarray:
-    """The (H, W) segment id map of a COCO panoptic PNG, read through
-    mmengine's file backends (as the loader and the PQ metric read it);
-    ValueError naming the file if it does not decode."""
-    import mmcv
-    from mmengine.fileio import get
-    png = mmcv.imfrombytes(get(path, backend_args=backend_args), flag='color',
-                           channel_order='rgb')
-    if png is None:
-        raise ValueError(f'{path}: cannot be read as an image')
-    return rgb2id(png)
-
-
-def segment_id_mismatch(ids: np.ndarray, listed: Any) -> Tuple[List[int], List[int]]:
-    """Compare a panoptic PNG's id map (0 = unlabeled) with the segment ids
-    its ``segments_info`` lists: (listed but absent from the PNG, in the PNG
-    but not listed), each sorted."""
-    in_png = set(np.unique(ids).tolist()) - {0}
-    listed = set(listed)
-    return sorted(listed - in_png), sorted(in_png - listed)
 
 
 def check_coco_panoptic(ann_file: str, img_dir: str, seg_dir: str,

@@ -185,3 +185,101 @@ def test_loads_pretrained_reads_dicts_and_lists():
     assert loads_pretrained([dict(type='TruncNormal', layer='Linear'), pre])
     assert not loads_pretrained(None)
     assert not loads_pretrained([dict(type='TruncNormal', layer='Linear')])
+
+
+def _scene(size: int, seed: int = 0) -> torch.Tensor:
+    """A structured test image (B=2): coloured regions, a gradient and noise,
+    normalised like the pipelines' images."""
+    g = torch.Generator().manual_seed(seed)
+    img = torch.zeros(2, 3, size, size)
+    h = size // 2
+    colours = torch.rand(2, 4, 3, generator=g) * 2 - 1
+    for b in range(2):
+        for q, (r, c) in enumerate([(0, 0), (0, h), (h, 0), (h, h)]):
+            img[b, :, r:r + h, c:c + h] = colours[b, q, :, None, None]
+    ramp = torch.linspace(-0.5, 0.5, size)
+    img = img + ramp[None, None, :, None] + 0.1 * torch.randn(img.shape, generator=g)
+    img[:, :, size // 3:size // 2, size // 4:3 * size // 4] = 1.5  # a bar
+    return img
+
+
+def _eq5_sensitivity(model, x):
+    """Relative change of every output when the Eq. 5 centers of every block
+    are moved (rolled over K and shifted)."""
+    with torch.no_grad():
+        outs = model(x)
+
+    def move(module, args, out):
+        return out.roll(1, dims=1) + 0.5 * out.std()
+    handles = [blk.center_init.register_forward_hook(move)
+               for stage in model.stages for blk in stage.blocks]
+    with torch.no_grad():
+        moved = model(x)
+    for h in handles:
+        h.remove()
+    return [float((a - b).abs().max() / a.abs().max()) for a, b in zip(outs, moved)]
+
+
+@pytest.mark.parametrize('arch,size', [('test', 64), ('tiny', 224)])
+def test_clustering_is_healthy_at_initialisation(arch, size):
+    """docs/en/clustering.md: with the default options the K centers of every
+    stage are distinct at init (no collapse to one vector), several win
+    pixels, and the Eq. 5 centers matter for the output."""
+    torch.manual_seed(0)
+    model = ClusterFormer(arch, out_indices=(0, 1, 2, 3), out_centers=True,
+                          record_assignments='all')
+    model.init_weights()
+    model.eval()
+    x = _scene(size)
+    with torch.no_grad():
+        model(x)
+    health = model.cluster_health()
+    assert len(health) == 4
+    for stage, h in enumerate(health):
+        assert h['spread'] > 0.1, (stage, h)
+        assert h['entropy'] < 0.97, (stage, h)
+        assert h['used'] >= 3, (stage, h)
+        assert h['blocks'] == len(model.stages[stage].blocks)
+    change = _eq5_sensitivity(model, x)
+    # the feature maps move (the dispatch MLP starts small) and the centers a lot
+    assert min(change[:4]) > 1e-4 and change[4] > 0.1, change
+
+
+def test_mmcf01_clustering_collapses_at_initialisation():
+    """The state the defaults avoid (mmcf 0.1's dot logits and Eq. 3 M-step):
+    a uniform E-step, one center per block, and an output that does not
+    depend on the Eq. 5 centers."""
+    torch.manual_seed(0)
+    model = ClusterFormer('test', out_indices=(0, 1, 2, 3), out_centers=True,
+                          cluster_logits='dot', residual_m_step=False,
+                          center_init_residual=False, record_assignments='all')
+    model.init_weights()
+    x = _scene(64)
+    with torch.no_grad():
+        model.eval()(x)
+    for h in model.cluster_health():
+        assert h['entropy'] > 0.999 and h['spread'] < 1e-3
+    assert max(_eq5_sensitivity(model, x)[:4]) < 1e-5
+
+
+def test_init_weights_is_quiet_outside_a_runner(capsys):
+    model = ClusterFormer('test')
+    model.init_weights()
+    out = capsys.readouterr()
+    assert 'The value is the same before and after' not in out.out + out.err
+
+
+def test_cluster_health_api():
+    model = ClusterFormer('test', record_assignments='last').eval()
+    with pytest.raises(RuntimeError, match='No cluster health'):
+        model.cluster_health()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 32, 32))
+    health = model.cluster_health(per_block=True)
+    assert [h['blocks'] for h in health] == [1, 1, 1, 1]  # 'last': each stage's last block
+    assert all(h['num_centers'] == 16 and len(h['per_block']) == 1 for h in health)
+    model.record_assignments = 'none'
+    with torch.no_grad():
+        model(torch.randn(1, 3, 32, 32))
+    with pytest.raises(RuntimeError):
+        model.cluster_health()

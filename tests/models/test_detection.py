@@ -148,9 +148,14 @@ def test_detection_only_head_has_no_mask_branch():
     s = DetDataSample(gt_instances=gt, metainfo=meta(pad=(64, 64)))
     losses = head.loss(fake_backbone_outputs(batch=1), [s])
     assert 'loss_mask' not in losses and {'loss_cls', 'loss_bbox', 'loss_iou'} <= set(losses)
-    # mask costs without a mask branch: refused, naming the costs
+    # without masks the default match costs have no mask term ...
+    assert [type(c).__name__ for c in build_head(with_mask=False).assigner.match_costs] == \
+        ['FocalLossCost', 'BBoxL1Cost', 'IoUCost']
+    # ... and mask costs without a mask branch are refused, naming the costs
+    mask_costs = costs + [dict(type='DiceCost', weight=5.0, pred_act=True, eps=1.0)]
     with pytest.raises(ValueError, match='DiceCost'):
-        build_head(with_mask=False)
+        build_head(with_mask=False, train_cfg=dict(
+            assigner=dict(type='HungarianAssigner', match_costs=mask_costs)))
 
 
 def test_every_layer_is_supervised():
@@ -359,7 +364,8 @@ def test_coco_configs_follow_the_paper_and_train_an_iteration(path, arch, with_m
     head = cfg.model.bbox_head
     # §4.1.2 / §4.1.4
     assert cfg.model.backbone.arch == arch and cfg.model.backbone.out_centers
-    assert head.num_queries == 100 and head.num_layers == 6 and head.num_iters == 3
+    decoder = head.transformer_decoder
+    assert head.num_queries == 100 and decoder.num_layers == 6 and decoder.layer_cfg.num_iters == 3
     assert head.center_init == 'encoder' and head.with_mask == with_mask
     assert head.loss_cls.use_sigmoid and head.loss_bbox.loss_weight == 5.0
     assert head.loss_iou.type == 'GIoULoss' and head.loss_iou.loss_weight == 2.0

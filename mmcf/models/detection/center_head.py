@@ -1,0 +1,289 @@
+"""The trunk that the detection and panoptic heads share (§3.3).
+
+:class:`ClusterFormerCenterHead` turns the backbone's maps and cluster
+centers into decoded centers and per-pixel mask features::
+
+    F, {I^l} = PixelDecoder(I^1..I^4)        # F: stride-4 per-pixel features
+    C^0      = CenterQueryInit(E | free | I)  # K centers (Table 6f)
+    for l in 1..L:                            # ClusterTransformerDecoder (§3.3)
+        C^l = RCA^l(I^(l mod 3) + pos, C^(l-1))  # Eq. 4, T iterations
+        C^l = SelfAttn(C^l); C^l = FFN(C^l)
+
+and gives every decoded set of centers class logits (a small FFN, sigmoid,
+§4.1.2) and mask logits (``<MLP(C_k), F_p>``, §4.1.4). It also holds the
+losses, Hungarian matching and point sampling the heads share. Each task
+head adds what is its own: :class:`~mmcf.models.detection.ClusterFormerDetHead`
+the box branch, :class:`~mmcf.models.detection.ClusterFormerPanopticHead`
+the stuff centers and Eq. 7.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import build_norm_layer
+from mmcv.ops import point_sample
+from mmdet.models.layers import SinePositionalEncoding
+from mmdet.models.utils import get_uncertain_point_coords_with_randomness
+from mmdet.registry import MODELS, TASK_UTILS
+from mmdet.utils import reduce_mean
+from mmengine.config import ConfigDict
+from mmengine.model import BaseModule, bias_init_with_prob
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from ..clustering import Mlp
+from ..decoder import (CenterQueryInit, ClusterDecoderHeadMixin, ClusterTransformerDecoder,
+                       merge_legacy_decoder_cfg)
+from ..recording import AssignmentRecorder
+
+
+class ClusterFormerCenterHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseModule):
+    """Pixel decoder, center initialisation, ClusterFormer decoder, class and
+    mask predictions of every decoded set of centers (see the module
+    docstring); not registered, the task heads are.
+
+    Args:
+        in_channels: channels of the four backbone maps.
+        num_classes: classes of the class logits.
+        feat_channels: decoder width D.
+        num_queries: number of centers K.
+        pixel_decoder: config of the pixel decoder (mmdet's
+            ``MSDeformAttnPixelDecoder`` by default, as Mask2Former's); its
+            multi-scale outputs (strides 32, 16, 8) are the ``I^l`` of Eq. 4
+            and its stride-4 output the mask features ``F``.
+        transformer_decoder: ``dict(num_layers=6, layer_cfg=dict(...))``, see
+            :class:`~mmcf.models.decoder.ClusterTransformerDecoder`; the flat
+            ``num_layers=``, ``num_iters=``, ``head_dim=``, ``num_heads=``,
+            ``ffn_channels=``, ``dropout=``, ``center_update=``, ``m_step=``
+            of mmcf 0.1 still work, with a deprecation warning.
+        center_init: 'encoder' | 'free' | 'feature' (Table 6f, see
+            :class:`~mmcf.models.decoder.CenterQueryInit`).
+        encoder_channels: width of the encoder centers (default: the last of
+            ``in_channels``).
+        num_encoder_centers: K_enc of the backbone (100 for tiny / small).
+        with_mask: predict masks.
+        feat_pos: add a sine position encoding and a learned level embedding
+            to the clustered tokens, as the keys of Mask2Former's
+            cross-attention (Eq. 4 is silent on positions).
+        supervise_initial: also predict from the initial centers.
+        loss_cls / loss_mask / loss_dice: mmdet losses (sigmoid classes).
+        train_cfg: ``assigner`` and the point-loss settings ``num_points``,
+            ``oversample_ratio``, ``importance_sample_ratio``.
+        test_cfg: the task head's inference settings.
+        record_assignments: 'none' | 'last' | 'all': in eval mode, record
+            each decoder layer's assignment maps and cluster health
+            (:mod:`mmcf.models.recording`).
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 num_classes: int,
+                 feat_channels: int = 256,
+                 num_queries: int = 100,
+                 pixel_decoder: Optional[dict] = None,
+                 transformer_decoder: Optional[dict] = None,
+                 center_init: str = 'encoder',
+                 encoder_channels: Optional[int] = None,
+                 num_encoder_centers: int = 100,
+                 with_mask: bool = True,
+                 feat_pos: bool = True,
+                 supervise_initial: bool = True,
+                 loss_cls: Optional[dict] = None,
+                 loss_mask: Optional[dict] = None,
+                 loss_dice: Optional[dict] = None,
+                 train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
+                 record_assignments: str = 'last',
+                 init_cfg: Optional[dict] = None,
+                 **legacy_decoder_args):
+        super().__init__(init_cfg=init_cfg)
+        transformer_decoder = merge_legacy_decoder_cfg(
+            transformer_decoder, legacy_decoder_args, type(self).__name__)
+        if len(in_channels) != 4:
+            raise ValueError(f'{type(self).__name__} takes the four backbone maps '
+                             f'(strides 4-32), got in_channels={list(in_channels)}')
+        D = feat_channels
+        self.in_channels = list(in_channels)
+        self.feat_channels = D
+        self.num_classes = num_classes
+        self.num_queries = num_queries
+        self.with_mask = with_mask
+        self.feat_pos = feat_pos
+        self.supervise_initial = supervise_initial
+        self.center_init = center_init
+
+        # --- pixel decoder ----------------------------------------------
+        pixel_decoder = ConfigDict(copy.deepcopy(
+            pixel_decoder or dict(type='MSDeformAttnPixelDecoder')))
+        pixel_decoder.update(in_channels=self.in_channels, feat_channels=D, out_channels=D)
+        self.pixel_decoder = MODELS.build(pixel_decoder)
+        if not hasattr(self.pixel_decoder, 'num_encoder_levels'):
+            raise ValueError(f'{type(self).__name__} needs a multi-scale pixel decoder '
+                             '(e.g. MSDeformAttnPixelDecoder), got '
+                             f'{type(self.pixel_decoder).__name__}')
+        self.num_levels = self.pixel_decoder.num_encoder_levels
+        if feat_pos:
+            self.positional_encoding = SinePositionalEncoding(num_feats=D // 2,
+                                                              normalize=True)
+            self.level_embed = nn.Embedding(self.num_levels, D)
+
+        # --- centers (Table 6f) and decoder (§3.3) -------------------------
+        self.query_init = CenterQueryInit(
+            center_init, num_queries, D,
+            encoder_channels=encoder_channels or self.in_channels[-1],
+            num_encoder_centers=num_encoder_centers)
+        self.query_pos = nn.Embedding(num_queries, D)
+        self.transformer_decoder = ClusterTransformerDecoder(D, **transformer_decoder)
+        self.num_layers = self.transformer_decoder.num_layers
+        self.out_norm = build_norm_layer(dict(type='LN'), D)[1]
+        self.init_assignment_recording(self.transformer_decoder.rca_modules,
+                                       self.transformer_decoder.num_iters, record_assignments)
+
+        # --- class and mask predictions -------------------------------------
+        self.cls_embed = Mlp(D, D, num_classes)  # "a small FFN" (§4.1.2)
+        if with_mask:
+            self.mask_embed = Mlp(D, D, D)
+
+        # --- losses, matching ------------------------------------------------
+        self.loss_cls = MODELS.build(loss_cls or dict(
+            type='CrossEntropyLoss', use_sigmoid=True, loss_weight=2.0))
+        if not getattr(self.loss_cls, 'use_sigmoid', True):
+            raise ValueError('loss_cls must be a sigmoid loss (use_sigmoid=True): the '
+                             'head has no background class (§4.1.2 trains the classes '
+                             'with binary cross-entropy)')
+        if with_mask:
+            self.loss_mask = MODELS.build(loss_mask or dict(
+                type='CrossEntropyLoss', use_sigmoid=True, reduction='mean',
+                loss_weight=5.0))
+            self.loss_dice = MODELS.build(loss_dice or dict(
+                type='DiceLoss', use_sigmoid=True, activate=True, reduction='mean',
+                naive_dice=True, eps=1.0, loss_weight=5.0))
+        self.train_cfg = ConfigDict(train_cfg or {})
+        self.test_cfg = ConfigDict(test_cfg or {})
+        if 'assigner' not in self.train_cfg:
+            raise ValueError(f'{type(self).__name__}: train_cfg needs an assigner')
+        self.assigner = TASK_UTILS.build(self.train_cfg['assigner'])
+        self.num_points = self.train_cfg.get('num_points', 12544)
+        self.oversample_ratio = self.train_cfg.get('oversample_ratio', 3.0)
+        self.importance_sample_ratio = self.train_cfg.get('importance_sample_ratio', 0.75)
+
+    # ------------------------------------------------------------------ init
+    def _reset_parameters(self) -> None:
+        """Xavier for the decoder, a 1% prior for the sigmoid classes (as
+        mmdet's sigmoid DETR heads), the Table 6f selection for the encoder
+        centers."""
+        self.transformer_decoder.reset_parameters()
+        nn.init.constant_(self.cls_embed.fc2.bias, bias_init_with_prob(0.01))
+        if self.feat_pos:
+            nn.init.normal_(self.level_embed.weight)
+        self.query_init.reset_parameters()
+
+    # --------------------------------------------------------------- decode
+    def _split_inputs(self, x: Sequence[Tensor]) -> Tuple[List[Tensor], Optional[Tensor]]:
+        name = type(self).__name__
+        if not isinstance(x, (list, tuple)) or len(x) < 4:
+            raise TypeError(f'{name} expects the tuple of the four backbone maps (and, for '
+                            'center_init="encoder", the centers last)')
+        centers = x[-1] if x[-1].dim() == 3 else None
+        maps = [t for t in x if t.dim() == 4]
+        if len(maps) != 4:
+            raise ValueError(f'expected 4 backbone maps (out_indices=(0, 1, 2, 3)), got '
+                             f'{len(maps)}')
+        for i, (m, ch) in enumerate(zip(maps, self.in_channels)):
+            if m.shape[1] != ch:
+                raise ValueError(f'backbone map {i} has {m.shape[1]} channels, the head '
+                                 f'was built with in_channels[{i}]={ch}')
+        return maps, centers
+
+    def _tokens(self, level: Tensor, index: int) -> Tensor:
+        """(B, D, h, w) -> (B, h*w, D), with position and level embedding."""
+        tokens = level.flatten(2).transpose(1, 2)
+        if self.feat_pos:
+            mask = level.new_zeros((level.shape[0], ) + level.shape[-2:], dtype=torch.bool)
+            pos = self.positional_encoding(mask).flatten(2).transpose(1, 2)
+            tokens = tokens + pos.to(tokens.dtype) + self.level_embed.weight[index]
+        return tokens
+
+    def decode(self, x: Sequence[Tensor]
+               ) -> Tuple[List[Tensor], List[Optional[Tensor]], List[Tensor], Tensor]:
+        """Run the pixel decoder and the ClusterFormer decoder.
+
+        Returns, for every supervised set of centers (the initial ones when
+        ``supervise_initial``, then every decoder layer; the LAST is final):
+        the centers (B, K, D), the layer's last assignment map (B, heads, K,
+        h*w) or None for the initial centers, and the (h, w) of the level
+        it clustered; then the stride-4 mask features F (B, D, H/4, W/4).
+        """
+        maps, enc_centers = self._split_inputs(x)
+        mask_feature, levels = self.pixel_decoder(maps)
+        levels = list(levels)
+        B = mask_feature.shape[0]
+        centers = self.query_init(enc_centers, levels[0])
+        pos = self.query_pos.weight.unsqueeze(0).expand(B, -1, -1).to(centers.dtype)
+        decoder = self.transformer_decoder
+        outs, assigns, shapes = [], [], []
+        if self.supervise_initial:
+            outs.append(centers)
+            assigns.append(None)
+            shapes.append(tuple(levels[0].shape[-2:]))
+        tokens = [self._tokens(lvl, j) for j, lvl in enumerate(levels)]
+        for i, centers, assign in decoder(tokens, centers, pos):
+            outs.append(centers)
+            assigns.append(assign)
+            shapes.append(tuple(levels[decoder.level_index(i, len(levels))].shape[-2:]))
+        self.set_assignment_shapes(shapes[-self.num_layers:])
+        return outs, assigns, shapes, mask_feature
+
+    def class_and_masks(self, centers: Tensor, mask_feature: Tensor
+                        ) -> Tuple[Tensor, Optional[Tensor], Tensor]:
+        """Class logits (B, K, C), mask logits (B, K, H/4, W/4) or None
+        without masks, and the normed centers the predictions read."""
+        dec = self.out_norm(centers)
+        cls_scores = self.cls_embed(dec)
+        mask_preds = None
+        if self.with_mask:
+            mask_preds = torch.einsum('bkd,bdhw->bkhw', self.mask_embed(dec), mask_feature)
+        return cls_scores, mask_preds, dec
+
+    # -------------------------------------------------------- loss pieces
+    def _hungarian_match(self, pred: InstanceData, gt: InstanceData,
+                         mask_pred: Optional[Tensor], gt_masks: Optional[Tensor],
+                         img_meta: dict) -> Tuple[Tensor, Tensor]:
+        """Run the assigner on one image: ``pred`` holds the (detached)
+        class scores (and boxes), ``gt`` the labels (and boxes); with
+        ``mask_pred`` (K, h, w) and ``gt_masks`` the mask costs read the same
+        ``num_points`` random points of every mask. Returns the matched
+        prediction indices and their ground-truth indices."""
+        if mask_pred is not None and len(gt) > 0:
+            coords = torch.rand((1, self.num_points, 2), device=mask_pred.device)
+            pred.masks = point_sample(mask_pred.detach().unsqueeze(1),
+                                      coords.expand(len(mask_pred), -1, -1)).squeeze(1)
+            gt.masks = point_sample(gt_masks.unsqueeze(1).float(),
+                                    coords.expand(len(gt), -1, -1)).squeeze(1)
+        assign = self.assigner.assign(pred_instances=pred, gt_instances=gt,
+                                      img_meta=img_meta)
+        pos_inds = torch.nonzero(assign.gt_inds > 0, as_tuple=False).squeeze(-1).unique()
+        return pos_inds, assign.gt_inds[pos_inds] - 1
+
+    def _mask_loss(self, mask_preds: Tensor, pos_inds_list: List[Tensor],
+                   pos_gt_list: List[Tensor], gts: List[InstanceData]) -> Dict[str, Tensor]:
+        """BCE + dice on uncertainty-sampled points of the matched masks."""
+        preds = torch.cat([m[p] for m, p in zip(mask_preds, pos_inds_list)])
+        targets = torch.cat([g.masks[i] for g, i in zip(gts, pos_gt_list)])
+        num_masks = reduce_mean(mask_preds.new_tensor([preds.shape[0]])).clamp(min=1).item()
+        if preds.shape[0] == 0:  # no object in the batch: zero, with a graph
+            zero = mask_preds.sum() * 0.0
+            return dict(loss_mask=zero, loss_dice=zero)
+        with torch.no_grad():
+            coords = get_uncertain_point_coords_with_randomness(
+                preds.unsqueeze(1).float(), None, self.num_points, self.oversample_ratio,
+                self.importance_sample_ratio)
+            point_targets = point_sample(targets.unsqueeze(1).float(), coords).squeeze(1)
+        point_preds = point_sample(preds.unsqueeze(1), coords).squeeze(1)
+        loss_dice = self.loss_dice(point_preds, point_targets, avg_factor=num_masks)
+        loss_mask = self.loss_mask(point_preds.reshape(-1), point_targets.reshape(-1),
+                                   avg_factor=num_masks * self.num_points)
+        return dict(loss_mask=loss_mask, loss_dice=loss_dice)

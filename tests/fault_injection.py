@@ -1,0 +1,99 @@
+"""Test-only hooks and fault injection, kept out of the mmcf package.
+
+Runs import it through the config (``custom_imports``, see
+:func:`with_fault_injection`), so the product code has no kill switch
+(tests/helpers.run puts tests/ on the subprocesses' ``PYTHONPATH``):
+
+* ``KillAtIterHook(after_iters=N)``: SIGKILL the process after N training
+  iterations (counted over the whole run), as a pre-emption would.
+* ``LossDumpHook``: append every rank's losses of each iteration to
+  ``<work_dir>/losses_rank<R>.jsonl`` (mmengine logs rank 0's only).
+* ``MMCF_KILL_DURING_SAVE=<file name>`` in the environment: the atomic
+  checkpoint writer writes half of that file's temporary and SIGKILLs its own
+  process, a deterministic "killed while writing a checkpoint".
+"""
+import json
+import os
+import os.path as osp
+import signal
+
+import torch
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+from mmcf.engine import checkpoint as _checkpoint
+
+KILL_DURING_SAVE_ENV = 'MMCF_KILL_DURING_SAVE'
+
+
+def with_fault_injection(config: str, folder: str, hooks=(), **top_level) -> str:
+    """A config file in ``folder`` that inherits ``config``, imports this
+    module (``custom_imports`` is read when a config file is parsed, so it
+    cannot come from ``--cfg-options``), adds ``hooks`` to ``custom_hooks``
+    and sets ``top_level`` keys. Returns its path."""
+    os.makedirs(folder, exist_ok=True)
+    path = osp.join(folder, 'fault_injection_' + osp.basename(config))
+    with open(path, 'w') as f:
+        f.write(f'_base_ = {config!r}\n'
+                "custom_imports = dict(imports=['mmcf', 'fault_injection'], "
+                'allow_failed_imports=False)\n'
+                f'custom_hooks = {list(hooks)!r}\n')
+        f.writelines(f'{k} = {v!r}\n' for k, v in top_level.items())
+    return path
+
+
+@HOOKS.register_module()
+class KillAtIterHook(Hook):
+    """SIGKILL the process after ``after_iters`` training iterations."""
+
+    priority = 'LOWEST'
+
+    def __init__(self, after_iters: int) -> None:
+        if after_iters < 1:
+            raise ValueError(f'after_iters must be >= 1, got {after_iters}')
+        self.after_iters = after_iters
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if runner.iter + 1 == self.after_iters:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register_module()
+class LossDumpHook(Hook):
+    """Every rank's losses per training iteration, one JSON line each."""
+
+    priority = 'LOW'
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        row = {'iter': runner.iter + 1}
+        for key, value in (outputs or {}).items():
+            if 'loss' in key:
+                row[key] = float(value.detach() if isinstance(value, torch.Tensor) else value)
+        path = osp.join(runner.work_dir, f'losses_rank{get_rank()}.jsonl')
+        with open(path, 'a') as f:
+            f.write(json.dumps(row) + '\n')
+
+
+def _install_kill_during_save(name: str) -> None:
+    """Replace mmcf's atomic writer so that writing ``name`` leaves half of
+    its temporary file on disk and then SIGKILLs the process."""
+    real = _checkpoint.atomic_write
+
+    def atomic_write(data, path):
+        if osp.basename(path) != name:
+            return real(data, path)
+        if isinstance(data, str):
+            data = data.encode('utf-8')
+        tmp = _checkpoint.temporary_path(path)
+        with open(tmp, 'wb') as f:
+            f.write(data[:len(data) // 2])
+            f.flush()
+            os.fsync(f.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    _checkpoint.atomic_write = atomic_write
+
+
+if os.environ.get(KILL_DURING_SAVE_ENV):
+    _install_kill_during_save(os.environ[KILL_DURING_SAVE_ENV])

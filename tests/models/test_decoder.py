@@ -1,0 +1,148 @@
+"""The decoder pieces every head shares (mmcf/models/decoder.py): the nested
+``transformer_decoder`` config and its deprecated flat keys, old checkpoint
+keys, the Table 6f encoder-center transfer and the decoder's cluster health."""
+import copy
+import os.path as osp
+import warnings
+
+import pytest
+import torch
+from mmengine.config import Config
+
+import mmcf  # noqa: F401  (registers the modules)
+from helpers import ROOT, fake_backbone_outputs
+from mmcf.models.decoder import (CenterQueryInit, ClusterTransformerDecoder,
+                                 merge_legacy_decoder_cfg)
+
+from mmseg.registry import MODELS
+
+DEMO = osp.join(ROOT, 'configs', 'segmentation', 'clusterformer-test_1xb8-1k_shapes-64x64.py')
+
+
+def _head_cfg():
+    return copy.deepcopy(Config.fromfile(DEMO).model.decode_head).to_dict()
+
+
+def _build(cfg):
+    torch.manual_seed(0)
+    head = MODELS.build(cfg)
+    head.init_weights()
+    return head
+
+
+# ------------------------------------------------------- encoder -> decoder
+def test_encoder_center_transfer_starts_as_identity():
+    init = CenterQueryInit('encoder', num_centers=16, dim=32, encoder_channels=24,
+                           num_encoder_centers=16)
+    torch.testing.assert_close(init.center_mix.data, torch.eye(16))
+    enc = torch.randn(2, 16, 24)
+    coarse = torch.zeros(2, 32, 4, 4)
+    # the decoder's initial centers are the projected encoder centers, one each
+    torch.testing.assert_close(init(enc, coarse), init.center_proj(enc))
+
+
+def test_encoder_center_transfer_selects_distinct_centers():
+    fewer = CenterQueryInit('encoder', num_centers=7, dim=8, encoder_channels=8,
+                            num_encoder_centers=100)
+    mix = fewer.center_mix.data
+    assert torch.equal(mix.sum(dim=1), torch.ones(7))  # one encoder center per row
+    picked = mix.argmax(dim=1)
+    assert len(set(picked.tolist())) == 7 and picked.tolist() == sorted(picked.tolist())
+    more = CenterQueryInit('encoder', num_centers=100, dim=8, encoder_channels=8,
+                           num_encoder_centers=16)
+    mix = more.center_mix.data
+    assert set(mix.argmax(dim=1).tolist()) == set(range(16))  # every encoder center used
+    rows = mix.unique(dim=0)
+    assert rows.shape[0] == 100  # rows sharing an encoder center still differ
+    assert (mix - (mix > 0.5).float()).abs().max() < 0.05
+
+
+def test_head_decoder_starts_from_distinct_encoder_centers():
+    head = _build(_head_cfg()).eval()
+    enc = fake_backbone_outputs()[-1]
+    dec0 = head.query_init(enc, torch.zeros(2, 64, 2, 2))
+    # the K decoder centers are distinct: their spread matches the encoder's
+    from mmcf.models.clustering import cluster_health
+    ones = torch.ones(2, 1, dec0.shape[1], 1)
+    assert cluster_health(ones, dec0)['spread'] > 0.5
+
+
+# ------------------------------------------------------------- the config
+def test_nested_decoder_config_builds_the_layers():
+    cfg = _head_cfg()
+    cfg['transformer_decoder'] = dict(
+        num_layers=2, layer_cfg=dict(num_iters=2, head_dim=16, num_heads=4,
+                                     ffn_channels=32, cluster_logits='dot'))
+    head = _build(cfg)
+    decoder = head.transformer_decoder
+    assert isinstance(decoder, ClusterTransformerDecoder)
+    assert head.num_layers == 2 and head.num_stages == 2 and head.num_iters == 2
+    assert decoder.layers[0].clustering.logits == 'dot'
+    assert decoder.layers[0].ffn.layers[0][0].out_features == 32
+    preds = head.train()(fake_backbone_outputs())
+    assert len(preds) == 3  # initial centers + 2 layers
+
+
+def test_flat_decoder_keys_still_work_with_a_deprecation_warning():
+    cfg = _head_cfg()
+    nested = cfg.pop('transformer_decoder')
+    cfg.update(num_layers=nested['num_layers'], **nested['layer_cfg'])
+    with pytest.warns(DeprecationWarning, match='num_iters= is deprecated; use '
+                      'transformer_decoder.layer_cfg.num_iters'):
+        old = _build(cfg)
+    new = _build(_head_cfg())
+    assert old.state_dict().keys() == new.state_dict().keys()
+    for key, value in new.state_dict().items():
+        torch.testing.assert_close(old.state_dict()[key], value)
+
+
+def test_flat_and_nested_keys_that_disagree_are_refused():
+    with pytest.raises(ValueError, match='num_iters=2 and transformer_decoder.layer_cfg.'
+                       'num_iters=3 disagree'):
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', DeprecationWarning)
+            merge_legacy_decoder_cfg(dict(layer_cfg=dict(num_iters=3)), dict(num_iters=2),
+                                     'Head')
+    with pytest.raises(TypeError, match="unexpected keyword argument 'num_iter'"):
+        merge_legacy_decoder_cfg(None, dict(num_iter=2), 'Head')
+    with pytest.raises(ValueError, match='num_layers must be an integer >= 1'):
+        ClusterTransformerDecoder(32, num_layers=0)
+    with pytest.raises(ValueError, match='must not set dim'):
+        ClusterTransformerDecoder(32, layer_cfg=dict(dim=16))
+
+
+def test_checkpoints_with_the_old_decoder_keys_load():
+    head = _build(_head_cfg())
+    state = head.state_dict()
+    old = {k.replace('transformer_decoder.layers.', 'layers.'): v for k, v in state.items()}
+    assert any(k.startswith('layers.') for k in old)
+    fresh = MODELS.build(_head_cfg())
+    fresh.load_state_dict(old, strict=True)
+    for key, value in state.items():
+        torch.testing.assert_close(fresh.state_dict()[key], value)
+
+
+# ---------------------------------------------------------------- health
+def test_decoder_cluster_health_per_layer():
+    head = _build(_head_cfg()).eval()
+    head.record_assignments = 'last'
+    with torch.no_grad():
+        head(fake_backbone_outputs())
+    health = head.cluster_health()
+    assert len(health) == 6
+    for h in health:
+        assert 0.0 <= h['entropy'] <= 1.0 and h['num_centers'] == 7
+        assert 1 <= h['used'] <= 7
+
+
+def test_reset_keeps_the_e_step_temperatures():
+    """Xavier is for the matrices; the RCA temperatures keep ``logit_scale``."""
+    decoder = ClusterTransformerDecoder(32, num_layers=2, layer_cfg=dict(
+        head_dim=16, num_heads=2, ffn_channels=32, logit_scale=7.0))
+    decoder.reset_parameters()
+    for rca in decoder.rca_modules:
+        torch.testing.assert_close(rca.temperature(), torch.full((2, 1, 1), 7.0))
+    head = _build(_head_cfg())
+    for rca in head.transformer_decoder.rca_modules:
+        torch.testing.assert_close(rca.temperature(),
+                                   torch.full_like(rca.temperature(), 5.0))
