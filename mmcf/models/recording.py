@@ -2,7 +2,9 @@
 
 Every :class:`~mmcf.models.clustering.RecurrentClustering` (RCA) records
 itself: with its ``record`` set to ``'last'`` or ``'all'`` it keeps, in eval
-mode, its head-averaged soft maps and :func:`~mmcf.models.clustering.cluster_health`.
+mode, references to its maps and centers, from which its head-averaged soft
+maps and :func:`~mmcf.models.clustering.cluster_health` are made when read
+(recording costs no work per forward).
 :class:`AssignmentRecorder` groups the RCA modules of a model into
 "stages" and gives the owner the protocol that the cluster-map tool, the
 visualization hook and the health diagnostic read
