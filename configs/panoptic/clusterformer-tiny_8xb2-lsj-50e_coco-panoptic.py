@@ -18,7 +18,7 @@
 # --cfg-options optim_wrapper.optimizer.lr=1e-5 runs the literal value.
 #
 # Evaluation without panopticapi (not on PyPI): PQ from mmcf's
-# PanopticQualityMetric (torchmetrics), mAP_pan^Th from CocoMetric on the
+# PanopticQualityMetric (as panopticapi's pq_compute), mAP_pan^Th from CocoMetric on the
 # thing masks, mIoU_pan from SemSegMetric; panoptic PNGs are read by
 # LoadCocoPanopticAnnotations instead of mmdet's LoadPanopticAnnotations.
 _base_ = [

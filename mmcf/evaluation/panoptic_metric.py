@@ -1,11 +1,16 @@
-"""COCO panoptic quality (PQ) without panopticapi.
+"""COCO panoptic quality (PQ) exactly as the COCO reference computes it,
+without panopticapi (not on PyPI).
 
-The per-image matching statistics come from torchmetrics'
-:class:`torchmetrics.detection.PanopticQuality`; this module only turns the
-mmdet predictions and the COCO panoptic ground truth into its input format,
-keeps the per-image, per-class statistics in ``self.results`` (so mmengine's
-distributed collection works) and averages them the way panopticapi does.
+The statistics are computed by ``hotcoco`` (pycocotools-compatible COCO
+metrics in Rust, numpy its only dependency), whose panoptic evaluation gives
+panopticapi's ``pq_compute`` numbers. This module turns the mmdet predictions
+and the COCO panoptic ground truth into its in-memory input (one RLE mask per
+segment, no temporary PNG), keeps one record per image in ``self.results``
+(so mmengine's collection over ranks gives the same numbers as one process)
+and reports the results the mmdet way.
 """
+from __future__ import annotations
+
 import os.path as osp
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -17,45 +22,84 @@ from mmdet.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.fileio import join_path, load
 from mmengine.logging import MMLogger, print_log
+from pycocotools import mask as mask_util
 
 from ..datasets.panoptic_io import read_panoptic_ids, segment_id_mismatch
 
-_STAT_KEYS = ('iou_sum', 'true_positives', 'false_positives',
-              'false_negatives')
+
+def _encode(id_map: np.ndarray, ids: Sequence[int]) -> List[Tuple[dict, int]]:
+    """RLE (pycocotools, counts as text) and area of ``id_map == i`` for each
+    ``i`` in ``ids``, from one pass over the map: the column-major runs of
+    equal ids are found once, and each id's runs become its RLE counts."""
+    if not len(ids):
+        return []
+    h, w = id_map.shape
+    flat = id_map.ravel(order='F')
+    n = flat.size
+    starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
+    ends = np.r_[starts[1:], n]
+    values = flat[starts]
+    order = np.argsort(values, kind='stable')  # runs grouped by id, in order
+    sorted_values = values[order]
+    out = []
+    for i in ids:
+        lo, hi = np.searchsorted(sorted_values, [i, i + 1])
+        run = order[lo:hi]
+        bounds = np.column_stack([starts[run], ends[run]]).ravel()
+        counts = np.diff(np.r_[0, bounds, n])
+        if len(counts) > 1 and counts[-1] == 0:
+            counts = counts[:-1]  # no trailing empty run, as pycocotools writes it
+        rle = mask_util.frPyObjects({'counts': counts.tolist(), 'size': [h, w]}, h, w)
+        out.append(({'size': [h, w], 'counts': rle['counts'].decode('ascii')},
+                    int((ends[run] - starts[run]).sum())))
+    return out
 
 
 @METRICS.register_module()
 class PanopticQualityMetric(BaseMetric):
-    """Panoptic quality (PQ, SQ, RQ) on COCO panoptic ground truth.
+    """Panoptic quality (PQ, SQ, RQ) on COCO panoptic ground truth, as the
+    COCO reference (panopticapi's ``pq_compute``) computes it.
 
-    For every image, torchmetrics' ``PanopticQuality`` is updated once and its
-    per-category states ``iou_sum``, ``true_positives``, ``false_positives``
-    and ``false_negatives`` are stored, then it is reset. ``compute_metrics``
-    sums the statistics over the images and, as panopticapi does, computes for
-    each class ``PQ_c = iou_sum / (tp + fp/2 + fn/2)``, ``SQ_c = iou_sum / tp``
-    (0 when ``tp == 0``) and ``RQ_c = tp / (tp + fp/2 + fn/2)``, and averages
-    them over the classes with ``tp + fp + fn > 0`` (all, things, stuff). An
-    empty group (e.g. no stuff class seen at all) averages to 0, as in
-    panopticapi.
+    **The reference algorithm**, per image (id 0 of a PNG is VOID, unlabeled
+    pixels; a ground-truth segment with ``iscrowd=1`` is a crowd region):
 
-    Void handling: torchmetrics uses one void colour for predictions and
-    targets and does not count a target segment as a false negative when more
-    than half of it is predicted void; panopticapi does count it. Unlabeled
-    prediction pixels (label ``num_classes`` or the sample's ``ignore_index``)
-    are therefore given an extra dummy *stuff* category whose statistics are
-    dropped, so a prediction is never void. Target pixels with PNG id 0,
-    pixels of crowd segments (``iscrowd=1``) and segments whose category is
-    not in the JSON are void in the target.
+    1. For every pair of a ground-truth segment ``g`` and a predicted segment
+       ``p`` count their common pixels ``|g ∩ p|``, and for every ``p`` its
+       pixels on VOID, ``|p ∩ VOID|``.
+    2. Matching: a pair is a true positive of its category when ``g`` is not
+       crowd, ``g`` and ``p`` have the same category and ``IoU = |g ∩ p| /
+       (|g| + |p| - |g ∩ p| - |p ∩ VOID|) > 0.5`` (the union leaves out only
+       the prediction's VOID pixels). IoU above 0.5 makes a match unique; its
+       IoU is added to the category's sum.
+    3. False negatives: every unmatched non-crowd ground-truth segment.
+       Crowd segments are never counted; the (last) crowd segment of each
+       category is remembered.
+    4. False positives: every unmatched prediction ``p`` of category ``c``,
+       unless ``(|p ∩ VOID| + |p ∩ crowd_c|) / |p| > 0.5``, where
+       ``crowd_c`` is the crowd region of ``c`` in this image: a prediction
+       lying mostly on unlabeled pixels or on a crowd region of its own
+       category is ignored. Crowd regions of other categories count as
+       ordinary pixels.
 
-    Known differences to panopticapi:
+    Over the data set the per-category sums are added, and for each category
+    with ``tp + fp + fn > 0``: ``PQ = iou / (tp + fp/2 + fn/2)``, ``SQ = iou
+    / tp`` (0 when ``tp = 0``), ``RQ = tp / (tp + fp/2 + fn/2)``; PQ, SQ and
+    RQ are the means over those categories (all, things, stuff); a group with
+    none reports 0 (panopticapi would divide by zero). The figures are those of ``hotcoco.panoptic``, which
+    implements this reference; the tests check hand-computed cases of every
+    rule above.
 
-    * crowd regions are treated as void of any category: a predicted segment
-      that lies for more than half on crowd (or id 0) pixels of *any*
-      category is not a false positive, while panopticapi only ignores it
-      over crowd regions of the *same* category;
-    * for matched pairs, the union leaves out the prediction's overlap with
-      all target void, crowd regions included (panopticapi only leaves out
-      the overlap with id 0).
+    Predictions are mmdet's ``pred_panoptic_seg``: ``label + k *
+    INSTANCE_OFFSET`` per pixel (each distinct value one segment), with
+    label ``num_classes`` (or the sample's ``ignore_index``) for unlabeled
+    pixels, which belong to no segment.
+
+    Refused with a ``ValueError`` naming the image (and the id or value): a
+    prediction label outside ``0..num_classes``, a prediction of another size
+    than its ground truth, a PNG id missing from its ``segments_info`` or a
+    ``segments_info`` id absent from the PNG, a ground-truth segment whose
+    ``category_id`` is not among the JSON's categories, a predicted class
+    without a JSON category, and an image without annotation.
 
     Args:
         ann_file (str): COCO panoptic annotation JSON (``images``,
@@ -93,14 +137,17 @@ class PanopticQualityMetric(BaseMetric):
         self.backend_args = backend_args
 
         data = load(ann_file, backend_args=backend_args)
+        for key in ('annotations', 'categories'):
+            if key not in data:
+                raise ValueError(f'{ann_file} has no "{key}": not a COCO panoptic file')
         self._categories = sorted(data['categories'], key=lambda c: c['id'])
+        self._category_ids = {c['id'] for c in self._categories}
         self._anns_by_img_id = {}
         self._anns_by_file = {}
         for ann in data['annotations']:
             self._anns_by_img_id[ann['image_id']] = ann
             self._anns_by_file[ann['file_name']] = ann
         self._setup_key = None
-        self._pq = None
 
     # ------------------------------------------------------------------
     # class set-up
@@ -112,46 +159,22 @@ class PanopticQualityMetric(BaseMetric):
         return [c['name'] for c in self._categories]
 
     def _setup(self) -> None:
-        """Build the category maps and the torchmetrics instance (lazily:
-        ``dataset_meta`` is set by the runner after construction)."""
+        """Map labels to JSON categories (lazily: ``dataset_meta`` is set by
+        the runner after construction)."""
         classes = self._class_names()
         if self._setup_key == tuple(classes):
             return
-        from torchmetrics.detection import PanopticQuality
-
         name_to_label = {name: i for i, name in enumerate(classes)}
-        cat_to_label = {}
-        things = set()
+        label_to_cat = {}
         for cat in self._categories:
             if cat['name'] not in name_to_label:
                 raise ValueError(
                     f'category {cat["name"]!r} (id {cat["id"]}) of '
                     f'{self.ann_file} is not in the classes {classes}')
-            label = name_to_label[cat['name']]
-            cat_to_label[cat['id']] = label
-            if cat.get('isthing', 0):
-                things.add(label)
-        num_classes = len(classes)
-        # labels without a JSON category count as stuff; they only get FPs
-        stuffs = set(range(num_classes)) - things
-        self.num_classes = num_classes
+            label_to_cat[name_to_label[cat['name']]] = cat['id']
+        self.num_classes = len(classes)
         self.classes = classes
-        self._cat_to_label = cat_to_label
-        self._things = sorted(things)
-        self._stuffs = sorted(stuffs)
-        # num_classes (mmdet's VOID label) is the dummy stuff category of
-        # the unlabeled prediction pixels
-        self._dummy = num_classes
-        self._pq = PanopticQuality(
-            things=set(self._things),
-            stuffs=set(self._stuffs) | {self._dummy},
-            allow_unknown_preds_category=False)
-        # torchmetrics orders its states things sorted, then stuffs sorted
-        # (``_get_category_id_to_continuous_id``); position of each label:
-        order = self._things + self._stuffs + [self._dummy]
-        cont = {cat: i for i, cat in enumerate(order)}
-        self._label_to_cont = np.array(
-            [cont[label] for label in range(num_classes)], dtype=np.int64)
+        self._label_to_cat = label_to_cat
         self._setup_key = tuple(classes)
 
     # ------------------------------------------------------------------
@@ -171,9 +194,9 @@ class PanopticQualityMetric(BaseMetric):
             f'no annotation in {self.ann_file} for image id {img_id!r} '
             f'(PNG file {png!r}, image {img_path!r})')
 
-    def _load_target(self, ann: dict) -> Tuple[np.ndarray, str]:
-        """(H, W, 2) array of (label, instance), void is label -1, and the
-        path of the PNG."""
+    def _gt_segments(self, ann: dict) -> Tuple[List[dict], Tuple[int, int], str]:
+        """The image's ground-truth segments as COCO annotations (RLE), its
+        (H, W) and the PNG path."""
         png_path = join_path(self.seg_prefix, ann['file_name'])
         ids = read_panoptic_ids(png_path, self.backend_args)
         segments = ann['segments_info']
@@ -186,23 +209,23 @@ class PanopticQualityMetric(BaseMetric):
             raise ValueError(
                 f'PNG {png_path} has segment ids {unknown} with no entry in '
                 f'segments_info of {self.ann_file}')
-
-        target = np.full(ids.shape + (2, ), -1, dtype=np.int64)
-        target[..., 1] = 0
-        for index, seg in enumerate(segments):
-            label = self._cat_to_label.get(seg['category_id'])
-            if seg.get('iscrowd', 0) or label is None:
-                continue  # void in the target
-            mask = ids == seg['id']
-            target[mask, 0] = label
-            target[mask, 1] = index + 1
-        return target, png_path
+        for seg in segments:
+            if seg['category_id'] not in self._category_ids:
+                raise ValueError(
+                    f'segment id {seg["id"]} of the PNG {png_path} has category_id '
+                    f'{seg["category_id"]}, which is not among the categories of '
+                    f'{self.ann_file}')
+        encoded = _encode(ids, [seg['id'] for seg in segments])
+        out = [dict(category_id=int(seg['category_id']), iscrowd=int(seg.get('iscrowd', 0)),
+                    segmentation=rle, area=area)
+               for seg, (rle, area) in zip(segments, encoded)]
+        return out, ids.shape, png_path
 
     # ------------------------------------------------------------------
     # predictions
     # ------------------------------------------------------------------
-    def _convert_pred(self, data_sample: dict, png_path: str,
-                      shape: tuple) -> np.ndarray:
+    def _pred_segments(self, data_sample: dict, png_path: str,
+                       shape: Tuple[int, int]) -> List[dict]:
         pan_seg = data_sample['pred_panoptic_seg']
         pan = pan_seg['sem_seg']
         if isinstance(pan, torch.Tensor):
@@ -210,26 +233,33 @@ class PanopticQualityMetric(BaseMetric):
         pan = np.asarray(pan).astype(np.int64)
         if pan.ndim == 3:
             pan = pan[0]
+        name = data_sample.get('img_path') or png_path
         if pan.shape != tuple(shape):
             raise ValueError(
-                f'prediction of shape {pan.shape} for image '
-                f'{data_sample.get("img_path")!r} differs from the PNG '
-                f'{png_path} of shape {tuple(shape)}')
+                f'prediction of shape {pan.shape} for image {name!r} differs from '
+                f'the PNG {png_path} of shape {tuple(shape)}')
         labels = pan % INSTANCE_OFFSET
-        instances = pan // INSTANCE_OFFSET
         unlabeled = labels == self.num_classes
         ignore_index = pan_seg.get('ignore_index')
         if ignore_index is not None:
             unlabeled |= labels == int(ignore_index)
-        bad = (~unlabeled) & ((labels < 0) | (labels > self.num_classes))
+        bad = (~unlabeled) & ((pan < 0) | (labels > self.num_classes))
         if bad.any():
             raise ValueError(
-                f'prediction for the PNG {png_path} has labels '
+                f'prediction for image {name!r} (PNG {png_path}) has labels '
                 f'{sorted(np.unique(labels[bad]).tolist())} outside '
                 f'0..{self.num_classes} ({self.num_classes} = unlabeled)')
-        labels = np.where(unlabeled, self._dummy, labels)
-        instances = np.where(unlabeled, 0, instances)
-        return np.stack([labels, instances], axis=-1)
+        pan = np.where(unlabeled, -1, pan)
+        values = [v for v in np.unique(pan).tolist() if v >= 0]
+        for value in values:
+            label = value % INSTANCE_OFFSET
+            if label not in self._label_to_cat:
+                raise ValueError(
+                    f'prediction for image {name!r} has class {label} '
+                    f'({self.classes[label]!r}), which has no category in {self.ann_file}')
+        return [dict(category_id=self._label_to_cat[value % INSTANCE_OFFSET], iscrowd=0,
+                     segmentation=rle, area=area, score=1.0)
+                for value, (rle, area) in zip(values, _encode(pan, values))]
 
     # ------------------------------------------------------------------
     # BaseMetric API
@@ -238,66 +268,59 @@ class PanopticQualityMetric(BaseMetric):
         self._setup()
         for data_sample in data_samples:
             ann = self._find_ann(data_sample)
-            target, png_path = self._load_target(ann)
-            pred = self._convert_pred(data_sample, png_path,
-                                      target.shape[:2])
-            self._pq.update(
-                torch.from_numpy(pred)[None], torch.from_numpy(target)[None])
-            result = {'img_id': ann['image_id']}
-            for key in _STAT_KEYS:
-                state = getattr(self._pq, key).detach().cpu().numpy()
-                # label order, dummy dropped
-                result[key] = state[self._label_to_cont].copy()
-            result['iou_sum'] = result['iou_sum'].astype(np.float64)
-            for key in _STAT_KEYS[1:]:
-                result[key] = result[key].astype(np.int64)
-            self._pq.reset()
-            self.results.append(result)
+            gt, (h, w), png_path = self._gt_segments(ann)
+            pred = self._pred_segments(data_sample, png_path, (h, w))
+            self.results.append(dict(img_id=ann['image_id'], height=h, width=w,
+                                     file_name=ann['file_name'], gt=gt, pred=pred))
+
+    def evaluate_results(self, results: list) -> Tuple[Dict[str, dict], Dict[int, dict]]:
+        """hotcoco's panoptic evaluation of the per-image records: the
+        ``All``/``Things``/``Stuff`` groups and the per-category figures
+        (category id -> pq, sq, rq, iou, tp, fp, fn; fractions)."""
+        from hotcoco import panoptic
+        images, gt_anns, pred_anns = [], [], []
+        seen = set()
+        for res in sorted(results, key=lambda r: r['img_id']):
+            if res['img_id'] in seen:
+                raise ValueError(f'image id {res["img_id"]} ({res["file_name"]}) was '
+                                 'scored twice')
+            seen.add(res['img_id'])
+            images.append(dict(id=res['img_id'], height=res['height'], width=res['width'],
+                               file_name=res['file_name']))
+            for key, out in (('gt', gt_anns), ('pred', pred_anns)):
+                for seg in res[key]:
+                    out.append(dict(seg, id=len(out) + 1, image_id=res['img_id']))
+        categories = [dict(id=c['id'], name=c['name'], isthing=int(c.get('isthing', 0)))
+                      for c in self._categories]
+        ev = panoptic.PanopticEval(
+            dict(images=images, annotations=gt_anns, categories=categories),
+            dict(images=images, annotations=pred_anns, categories=categories))
+        ev.evaluate()
+        out = ev.results()
+        return {k: out[k] for k in ('All', 'Things', 'Stuff')}, out['per_class']
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         self._setup()
-        num_classes = self.num_classes
-        iou = np.zeros(num_classes, dtype=np.float64)
-        tp = np.zeros(num_classes, dtype=np.int64)
-        fp = np.zeros(num_classes, dtype=np.int64)
-        fn = np.zeros(num_classes, dtype=np.int64)
-        for res in results:
-            iou += res['iou_sum']
-            tp += res['true_positives']
-            fp += res['false_positives']
-            fn += res['false_negatives']
-
-        denom = tp + 0.5 * fp + 0.5 * fn
-        present = (tp + fp + fn) > 0
-        safe = np.where(denom > 0, denom, 1.0)
-        pq = np.where(present, iou / safe, 0.0)
-        sq = np.where(tp > 0, iou / np.maximum(tp, 1), 0.0)
-        rq = np.where(present, tp / safe, 0.0)
-
-        is_thing = np.zeros(num_classes, dtype=bool)
-        is_thing[self._things] = True
-        groups = (('', np.ones(num_classes, dtype=bool)), ('_th', is_thing),
-                  ('_st', ~is_thing))
+        groups, per_class = self.evaluate_results(results)
         metrics = OrderedDict()
-        for suffix, sel in groups:
-            keep = sel & present
-            for name, values in (('PQ', pq), ('SQ', sq), ('RQ', rq)):
-                # panopticapi: an empty group averages to 0
-                value = float(values[keep].mean()) * 100 if keep.any() else 0.
-                metrics[name + suffix] = value
+        for suffix, group in (('', 'All'), ('_th', 'Things'), ('_st', 'Stuff')):
+            for name in ('PQ', 'SQ', 'RQ'):
+                # a group with no category seen: 0 (hotcoco says -1 for
+                # "undefined"; panopticapi divides by zero)
+                value = groups[group][name.lower()] if groups[group]['n'] else 0.0
+                metrics[name + suffix] = float(value) * 100
 
         logger = MMLogger.get_current_instance()
         if self.classwise:
             lines = [f'{"class":<20} {"PQ":>7} {"SQ":>7} {"RQ":>7} '
                      f'{"TP":>5} {"FP":>5} {"FN":>5}']
-            for i, name in enumerate(self.classes):
-                lines.append(
-                    f'{str(name):<20} {pq[i] * 100:7.2f} {sq[i] * 100:7.2f} '
-                    f'{rq[i] * 100:7.2f} {tp[i]:5d} {fp[i]:5d} {fn[i]:5d}')
-            print_log('Per-class panoptic quality:\n' + '\n'.join(lines),
-                      logger=logger)
-        print_log(
-            'Panoptic quality: ' + ', '.join(f'{k}={v:.2f}'
-                                             for k, v in metrics.items()),
-            logger=logger)
+            cat_to_label = {cat: label for label, cat in self._label_to_cat.items()}
+            for cat in sorted(per_class, key=lambda c: cat_to_label.get(c, c)):
+                f = per_class[cat]
+                name = self.classes[cat_to_label[cat]] if cat in cat_to_label else cat
+                lines.append(f'{str(name):<20} {f["pq"] * 100:7.2f} {f["sq"] * 100:7.2f} '
+                             f'{f["rq"] * 100:7.2f} {f["tp"]:5d} {f["fp"]:5d} {f["fn"]:5d}')
+            print_log('Per-class panoptic quality:\n' + '\n'.join(lines), logger=logger)
+        print_log('Panoptic quality: ' + ', '.join(f'{k}={v:.2f}' for k, v in metrics.items()),
+                  logger=logger)
         return dict(metrics)

@@ -1,5 +1,6 @@
-"""PanopticQualityMetric (mmcf.evaluation): hand-made examples, bad input,
-registry build."""
+"""PanopticQualityMetric (mmcf.evaluation): hand-made examples of every rule
+of the COCO reference (panopticapi's pq_compute), computed by hand in the
+comments, bad input, ranks, registry build."""
 import json
 
 import mmcv
@@ -94,8 +95,8 @@ def hand_example(tmp_path):
     p1 = np.full((8, 8), SKY)
     p1[4:, :3] = CAT + 1 * OFF
     p1[4:, 3:] = GRASS
-    # image 2 prediction: rows 0-1 unlabeled -> GT sky is an FN (raw
-    # torchmetrics would not count it: > 50% predicted void); dog rows 2-5 x
+    # image 2 prediction: rows 0-1 unlabeled -> GT sky is an FN (a GT
+    # segment predicted as unlabeled is missed); dog rows 2-5 x
     # cols 0-1 (8 px): IoU 8/16 = 0.5, not > 0.5 -> dog FP and dog FN;
     # rows 2-5 x cols 2-3 unlabeled; a cat over the crowd region (100% on
     # target void -> not an FP); grass rows 6-7 (16 px, 4 on PNG void):
@@ -114,14 +115,12 @@ def test_hand_example(tmp_path):
     metric = make_metric(ann_file, seg_dir, classwise=True)
     metric.process({}, samples)
 
-    stats = {k: sum(r[k] for r in metric.results)
-             for k in ('iou_sum', 'true_positives', 'false_positives',
-                       'false_negatives')}
-    # per class (label order sky, cat, grass, dog, bird)
-    assert stats['true_positives'].tolist() == [1, 1, 2, 0, 0]
-    assert stats['false_positives'].tolist() == [0, 0, 0, 1, 0]
-    assert stats['false_negatives'].tolist() == [1, 0, 0, 1, 0]
-    assert stats['iou_sum'] == pytest.approx([1.0, 0.75, 1.8, 0.0, 0.0])
+    per_class = metric.evaluate_results(metric.results)[1]
+    # per category id: sky 10, cat 1, grass 11, dog 2 (bird 3 never seen)
+    stats = {c: (f['tp'], f['fp'], f['fn'], f['iou']) for c, f in per_class.items()
+             if f['tp'] + f['fp'] + f['fn']}
+    assert stats == {10: (1, 0, 1, pytest.approx(1.0)), 1: (1, 0, 0, pytest.approx(0.75)),
+                     11: (2, 0, 0, pytest.approx(1.8)), 2: (0, 1, 1, 0.0)}
 
     res = metric.evaluate(2)
     # per class (PQ, SQ, RQ):
@@ -145,20 +144,6 @@ def test_hand_example(tmp_path):
     assert set(res) == {'coco_panoptic/' + k for k in expected}
     for key, value in expected.items():
         assert res['coco_panoptic/' + key] == pytest.approx(value), key
-
-
-def test_raw_torchmetrics_drops_mostly_void_fn():
-    """Why unlabeled prediction pixels get a dummy stuff class: with them as
-    void, raw torchmetrics does not count the GT segment as an FN."""
-    from torchmetrics.detection import PanopticQuality
-    target = torch.zeros(1, 4, 4, 2, dtype=torch.long)
-    target[..., 0] = 1  # one stuff segment over the whole image
-    preds = torch.full_like(target, 7)  # unknown category -> void
-    preds[..., 1] = 0
-    pq = PanopticQuality(things={0}, stuffs={1},
-                         allow_unknown_preds_category=True)
-    pq.update(preds, target)
-    assert pq.false_negatives.tolist() == [0, 0]
 
 
 def test_perfect_prediction(tmp_path):
@@ -248,6 +233,153 @@ def test_without_dataset_meta_uses_json_order(tmp_path):
 
 
 # ---------------------------------------------------------------------------
+# the reference's rules, one case each (mmcf 0.1 differed on the first three)
+# ---------------------------------------------------------------------------
+def _score(tmp_path, ids, segments, pred, classes=CLASSES):
+    """Per-category (tp, fp, fn, iou) of one 8x8 image, and the metrics."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    ann_file, seg_dir = write_dataset(tmp_path, [(1, 'x.png', ids, segments)])
+    metric = make_metric(ann_file, seg_dir, classes=classes)
+    metric.process({}, [sample(pred, 1, 'x.jpg')])
+    per_class = metric.evaluate_results(metric.results)[1]
+    stats = {c: (f['tp'], f['fp'], f['fn'], pytest.approx(f['iou']))
+             for c, f in per_class.items() if f['tp'] + f['fp'] + f['fn']}
+    return stats, metric.evaluate(1)
+
+
+def _crowd_image():
+    """Sky (id 1) rows 0-3; a crowd of cats (id 2, category 1) rows 4-7 x
+    cols 0-3; grass (id 3) rows 4-7 x cols 4-7."""
+    ids = np.ones((8, 8), np.int64)
+    ids[4:, :4] = 2
+    ids[4:, 4:] = 3
+    return ids, [(1, 10, 0), (2, 1, 1), (3, 11, 0)]
+
+
+def test_crowd_is_ignored_for_its_own_category_only(tmp_path):
+    ids, segs = _crowd_image()
+    # a cat on the cat crowd: 16/16 px on the crowd of its category -> not an
+    # FP; the crowd itself is never an FN
+    pred = np.where(ids == 2, CAT + OFF, np.where(ids == 1, SKY, GRASS))
+    stats, res = _score(tmp_path / 'a', ids, segs, pred)
+    assert stats == {10: (1, 0, 0, 1.0), 11: (1, 0, 0, 1.0)}
+    assert res['coco_panoptic/PQ'] == pytest.approx(100.0)
+    # a dog on the cat crowd: the crowd of another category is ordinary
+    # pixels -> an FP (mmcf 0.1 treated every crowd as void: no FP)
+    pred = np.where(ids == 2, DOG + OFF, np.where(ids == 1, SKY, GRASS))
+    stats, res = _score(tmp_path / 'b', ids, segs, pred)
+    assert stats == {10: (1, 0, 0, 1.0), 11: (1, 0, 0, 1.0), 2: (0, 1, 0, 0.0)}
+    # things: dog PQ 0; all: (1 + 1 + 0) / 3
+    assert res['coco_panoptic/PQ'] == pytest.approx(200 / 3)
+    assert res['coco_panoptic/PQ_th'] == 0.0
+
+
+def test_union_counts_the_crowd_overlap(tmp_path):
+    """A cat (id 4, 8 px) beside the cat crowd (id 2, 8 px); the prediction
+    covers both (16 px): IoU = 8 / (8 + 16 - 8 - 0 void) = 0.5, not > 0.5,
+    so no match: cat FN; the prediction lies 8/16 = 0.5 (not > 0.5) on the
+    crowd of its category, so it is an FP too. (mmcf 0.1 left the crowd out
+    of the union: IoU 1, a TP.)"""
+    ids, segs = _crowd_image()
+    ids[4:6, :4] = 4  # rows 4-5 of the crowd become a non-crowd cat
+    segs = segs + [(4, 1, 0)]
+    pred = np.where(ids == 1, SKY, GRASS)
+    pred[4:, :4] = CAT + OFF
+    stats, _ = _score(tmp_path, ids, segs, pred)
+    assert stats[1] == (0, 1, 1, 0.0)
+    # one cat pixel less: 8 of 15 px on the crowd (> 0.5) -> not an FP; IoU
+    # 7 / (8 + 15 - 7) = 0.44 -> still no match, the cat is an FN
+    pred[4, 0] = GRASS
+    stats, _ = _score(tmp_path / 'b', ids, segs, pred)
+    assert stats[1] == (0, 0, 1, 0.0)
+
+
+def test_prediction_mostly_on_void_is_not_a_false_positive(tmp_path):
+    """GT: sky (id 1) rows 0-3, PNG void rows 4-7. A cat of 10 px with 6 on
+    void (> 0.5): ignored; one with 4 of 8 on void (= 0.5): an FP."""
+    ids = np.zeros((8, 8), np.int64)
+    ids[:4] = 1
+    pred = np.full((8, 8), VOID)
+    pred[:4] = SKY
+    pred[2:3, 0:4] = CAT + OFF  # 4 px on sky
+    pred[4:5, 0:6] = CAT + OFF  # 6 px on void
+    stats, _ = _score(tmp_path / 'a', ids, [(1, 10, 0)], pred)
+    # sky: 28 of its 32 px -> IoU 28/32 = 0.875
+    assert stats == {10: (1, 0, 0, 0.875)}
+    pred[4:5, 4:6] = VOID  # now 4 of 8 on void
+    stats, _ = _score(tmp_path / 'b', ids, [(1, 10, 0)], pred)
+    assert stats == {10: (1, 0, 0, 0.875), 1: (0, 1, 0, 0.0)}
+
+
+def test_union_leaves_out_only_void(tmp_path):
+    """GT grass (id 1) 8x4 = 32 px, void the other 32 px; the prediction is
+    grass on 24 grass px + 16 void px (40 px): IoU = 24 / (32 + 40 - 24 - 16)
+    = 0.75."""
+    ids = np.zeros((8, 8), np.int64)
+    ids[:, :4] = 1
+    pred = np.full((8, 8), VOID)
+    pred[:, 1:6] = GRASS  # cols 1-3 on grass (24 px), cols 4-5 on void (16 px)
+    assert int((pred == GRASS).sum()) == 40
+    stats, _ = _score(tmp_path, ids, [(1, 11, 0)], pred)
+    assert stats == {11: (1, 0, 0, 0.75)}
+
+
+def test_two_predictions_of_one_class_on_one_segment(tmp_path):
+    """GT dog (id 1) 16 px; predictions dog A 10 px (IoU 0.625: a TP) and
+    dog B 6 px inside it (unmatched: an FP)."""
+    ids = np.zeros((8, 8), np.int64)
+    ids[:2] = 1  # rows 0-1, 16 px
+    ids[2:] = 2  # sky
+    pred = np.where(ids == 2, SKY, VOID)
+    pred[:2, :5] = DOG + 1 * OFF
+    pred[:2, 5:] = DOG + 2 * OFF
+    stats, res = _score(tmp_path, ids, [(1, 2, 0), (2, 10, 0)], pred)
+    assert stats == {2: (1, 1, 0, 0.625), 10: (1, 0, 0, 1.0)}
+    # dog PQ = 0.625 / (1 + 0.5) ; sky 1
+    assert res['coco_panoptic/PQ_th'] == pytest.approx(0.625 / 1.5 * 100)
+
+
+def test_class_only_in_the_prediction_counts(tmp_path):
+    """A bird nowhere in the ground truth: an FP of bird, whose PQ 0 enters
+    the averages; bird-free classes with no TP/FP/FN stay out."""
+    ids = np.ones((8, 8), np.int64)
+    pred = np.full((8, 8), SKY)
+    pred[:2, :2] = BIRD + OFF
+    stats, res = _score(tmp_path, ids, [(1, 10, 0)], pred)
+    assert stats == {10: (1, 0, 0, 60 / 64), 3: (0, 1, 0, 0.0)}
+    assert res['coco_panoptic/PQ'] == pytest.approx(60 / 64 / 2 * 100)
+    assert res['coco_panoptic/PQ_th'] == 0.0
+    assert res['coco_panoptic/PQ_st'] == pytest.approx(60 / 64 * 100)
+
+
+def test_image_without_segments(tmp_path):
+    """All PNG void: nothing to match; a prediction on it is ignored (all on
+    void), so every group averages to 0 with no class seen."""
+    ids = np.zeros((8, 8), np.int64)
+    stats, res = _score(tmp_path / 'a', ids, [], np.full((8, 8), VOID))
+    assert stats == {}
+    assert set(res.values()) == {0.0}
+    stats, res = _score(tmp_path / 'b', ids, [], np.full((8, 8), CAT + OFF))
+    assert stats == {}
+
+
+def test_results_are_the_same_over_ranks(tmp_path):
+    """Split over two "ranks" (two metrics, results gathered as mmengine
+    does) or scored in one: the same numbers."""
+    ann_file, seg_dir, samples = hand_example(tmp_path)
+    one = make_metric(ann_file, seg_dir)
+    one.process({}, samples)
+    a, b = make_metric(ann_file, seg_dir), make_metric(ann_file, seg_dir)
+    a.process({}, samples[1:])
+    b.process({}, samples[:1])
+    gathered = make_metric(ann_file, seg_dir)
+    assert gathered.compute_metrics(a.results + b.results) == \
+        one.compute_metrics(one.results)
+    with pytest.raises(ValueError, match='scored twice'):
+        gathered.compute_metrics(one.results + one.results)
+
+
+# ---------------------------------------------------------------------------
 # bad input
 # ---------------------------------------------------------------------------
 def test_png_id_without_segments_info(tmp_path):
@@ -296,6 +428,23 @@ def test_json_category_not_in_classes(tmp_path):
         metric.process({}, [sample(np.zeros((4, 4)), 1, 'c.jpg')])
 
 
+def test_unknown_category_id_in_the_ground_truth(tmp_path):
+    ids = np.ones((4, 4), np.int64)
+    ann_file, seg_dir = write_dataset(tmp_path, [(1, 'u.png', ids, [(1, 99, 0)])])
+    metric = make_metric(ann_file, seg_dir)
+    with pytest.raises(ValueError, match=r'segment id 1 of the PNG .*u\.png has category_id 99'):
+        metric.process({}, [sample(np.zeros((4, 4)), 1, 'u.jpg')])
+
+
+def test_predicted_class_without_a_json_category(tmp_path):
+    ids = np.ones((4, 4), np.int64)
+    ann_file, seg_dir = write_dataset(tmp_path, [(1, 'n.png', ids, [(1, 10, 0)])])
+    metric = make_metric(ann_file, seg_dir, classes=CLASSES + ('fish', ))
+    pred = np.full((4, 4), 5)  # 'fish': a class of the model, not of the JSON
+    with pytest.raises(ValueError, match=r"n\.jpg.*class 5 \('fish'\)"):
+        metric.process({}, [sample(pred, 1, 'n.jpg')])
+
+
 def test_prediction_label_out_of_range(tmp_path):
     ids = np.ones((4, 4), np.int64)
     ann_file, seg_dir = write_dataset(tmp_path,
@@ -338,3 +487,20 @@ def test_build_from_registry_and_evaluator(tmp_path):
                         for s in ('', '_th', '_st')}
     assert res['coco_panoptic/PQ'] == pytest.approx(
         (2 / 3 + 0.75 + 0.9) / 4 * 100)
+
+
+def test_run_length_encoding_matches_pycocotools():
+    """The one-pass RLE of every id equals pycocotools' encoding of its mask."""
+    from pycocotools import mask as mask_util
+
+    from mmcf.evaluation.panoptic_metric import _encode
+    rng = np.random.default_rng(0)
+    for h, w in ((1, 1), (3, 7), (16, 9)):
+        ids = rng.integers(0, 4, (h, w))
+        ids[h // 2:, : w // 2] = 9  # a block
+        wanted = [0, 1, 2, 3, 9, 5]  # 5 is absent: area 0
+        for i, (rle, area) in zip(wanted, _encode(ids, wanted)):
+            mask = np.asfortranarray((ids == i).astype(np.uint8))
+            ref = mask_util.encode(mask)
+            assert rle['counts'] == ref['counts'].decode('ascii') and rle['size'] == [h, w]
+            assert area == int(mask.sum())
