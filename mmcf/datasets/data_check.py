@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageFile
 
-from .panoptic_io import read_panoptic_ids, rgb2id, segment_id_mismatch
+from .panoptic_io import rgb2id, segment_id_mismatch
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
 MAX_LISTED = 20

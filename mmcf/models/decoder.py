@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
+from mmengine.config import ConfigDict
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor
 
@@ -204,6 +205,23 @@ LEGACY_DECODER_KEYS = {
     'transformer_norm_cfg': 'layer_cfg.norm_cfg',
     'transformer_act_cfg': 'layer_cfg.act_cfg',
 }
+
+
+def build_pixel_decoder(cfg: Optional[dict], in_channels: Sequence[int], channels: int,
+                        registry, default_type: str = 'MSDeformAttnPixelDecoder') -> nn.Module:
+    """Build a head's pixel decoder from its config, filling in the
+    backbone's ``in_channels`` and the head's width as ``feat_channels`` and
+    ``out_channels``; widths that the config sets to anything else are
+    refused. mmdet's decoders read their sub-configs as attributes, hence the
+    ``ConfigDict``."""
+    cfg = ConfigDict(copy.deepcopy(cfg or dict(type=default_type)))
+    cfg.update(in_channels=list(in_channels))
+    for key in ('feat_channels', 'out_channels'):
+        cfg.setdefault(key, channels)
+        if cfg[key] != channels:
+            raise ValueError(f'pixel_decoder {key} ({cfg[key]}) must equal the head\'s '
+                             f'channels ({channels})')
+    return registry.build(cfg)
 
 
 def merge_legacy_decoder_cfg(transformer_decoder: Optional[dict], legacy: Dict[str, object],

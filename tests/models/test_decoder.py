@@ -146,3 +146,20 @@ def test_reset_keeps_the_e_step_temperatures():
     for rca in head.transformer_decoder.rca_modules:
         torch.testing.assert_close(rca.temperature(),
                                    torch.full_like(rca.temperature(), 5.0))
+
+
+def test_pixel_decoder_widths_follow_the_head():
+    """Both heads build their pixel decoder the same way: the backbone's
+    widths and the head's channels are filled in; other widths are refused."""
+    cfg = _head_cfg()
+    head = _build(cfg)
+    assert head.pixel_decoder.mask_feature.out_channels == cfg['channels']
+    cfg['pixel_decoder'] = dict(cfg['pixel_decoder'], out_channels=32)
+    with pytest.raises(ValueError, match=r"out_channels \(32\) must equal the head's "
+                       r'channels \(64\)'):
+        _build(cfg)
+    from helpers import build_head_from_config
+    det = osp.join(ROOT, 'configs', 'detection', 'clusterformer-test_1xb8-1k_shapes-inst.py')
+    pixel = Config.fromfile(det).model.bbox_head.pixel_decoder.to_dict()
+    with pytest.raises(ValueError, match='feat_channels'):
+        build_head_from_config(det, pixel_decoder=dict(pixel, feat_channels=16))

@@ -18,7 +18,6 @@ the stuff centers and Eq. 7.
 """
 from __future__ import annotations
 
-import copy
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -36,7 +35,7 @@ from torch import Tensor
 
 from ..clustering import Mlp
 from ..decoder import (CenterQueryInit, ClusterDecoderHeadMixin, ClusterTransformerDecoder,
-                       merge_legacy_decoder_cfg)
+                       build_pixel_decoder, merge_legacy_decoder_cfg)
 from ..recording import AssignmentRecorder
 
 
@@ -116,10 +115,7 @@ class ClusterFormerCenterHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseM
         self.center_init = center_init
 
         # --- pixel decoder ----------------------------------------------
-        pixel_decoder = ConfigDict(copy.deepcopy(
-            pixel_decoder or dict(type='MSDeformAttnPixelDecoder')))
-        pixel_decoder.update(in_channels=self.in_channels, feat_channels=D, out_channels=D)
-        self.pixel_decoder = MODELS.build(pixel_decoder)
+        self.pixel_decoder = build_pixel_decoder(pixel_decoder, self.in_channels, D, MODELS)
         if not hasattr(self.pixel_decoder, 'num_encoder_levels'):
             raise ValueError(f'{type(self).__name__} needs a multi-scale pixel decoder '
                              '(e.g. MSDeformAttnPixelDecoder), got '

@@ -16,7 +16,6 @@ last one.
 """
 from __future__ import annotations
 
-import copy
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -24,7 +23,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
-from mmengine.config import ConfigDict
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.losses import DiceLoss, accuracy
 from mmseg.models.utils import resize
@@ -33,7 +31,8 @@ from torch import Tensor
 
 from ..clustering import Mlp
 from ..decoder import (LEGACY_DECODER_KEYS, CenterQueryInit, ClusterDecoderHeadMixin,
-                       ClusterTransformerDecoder, merge_legacy_decoder_cfg)
+                       ClusterTransformerDecoder, build_pixel_decoder,
+                       merge_legacy_decoder_cfg)
 from ..recording import AssignmentRecorder
 
 SIMILARITIES = ('dot', 'cosine')
@@ -195,23 +194,13 @@ class ClusterFormerHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseDecodeH
         self.aux_loss_weight = aux_loss_weight
 
         # --- pixel decoder -------------------------------------------------
-        # a ConfigDict: mmdet's decoders read their sub-configs as attributes
-        pixel_decoder = ConfigDict(copy.deepcopy(
-            pixel_decoder or dict(type='mmdet.MSDeformAttnPixelDecoder')))
+        pixel_decoder = dict(pixel_decoder or dict(type='mmdet.MSDeformAttnPixelDecoder'))
         kind = pixel_decoder.get('type')
         if isinstance(kind, str) and '.' not in kind and MODELS.get(kind) is None:
             # mmdet's pixel decoders by their mmdet name, as the detection
             # heads' configs write them
             pixel_decoder['type'] = 'mmdet.' + kind
-        pixel_decoder.update(in_channels=list(in_channels))
-        pixel_decoder.setdefault('feat_channels', D)
-        pixel_decoder.setdefault('out_channels', D)
-        if pixel_decoder['feat_channels'] != D or pixel_decoder['out_channels'] != D:
-            raise ValueError(
-                f"pixel_decoder feat_channels ({pixel_decoder['feat_channels']}) and "
-                f"out_channels ({pixel_decoder['out_channels']}) must equal the head's "
-                f'channels ({D})')
-        self.pixel_decoder = MODELS.build(pixel_decoder)
+        self.pixel_decoder = build_pixel_decoder(pixel_decoder, in_channels, D, MODELS)
         # mmdet's MSDeformAttnPixelDecoder (and its kin) return multi-scale
         # maps; FPN-style decoders return (mask_feature, memory).
         self.multi_scale_decoder = hasattr(self.pixel_decoder, 'num_encoder_levels')
