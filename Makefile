@@ -1,9 +1,9 @@
-# make setup : create .venv with the pinned stack (first time ~30 min: mmcv build)
+# make setup : create .venv with the pinned stack (first time 10-30 min: mmcv build)
 # make demo  : set up, make the embedded data set, train + evaluate the CPU
 #              semantic segmentation demo (about 5 minutes on 2 cores)
-# make demo-cls : the classification demo (about 3 minutes, top-1 about 89%)
-# make demo-det : the detection + instance segmentation demo (about 10 minutes, bbox AP ~6, segm AP ~10)
-# make demo-pan : the panoptic segmentation demo (about 12 minutes, PQ about 48)
+# make demo-cls : the classification demo (about 2 minutes, top-1 about 95%)
+# make demo-det : the detection + instance segmentation demo (about 7 minutes, bbox AP ~4-6, segm AP ~8-11)
+# make demo-pan : the panoptic segmentation demo (about 7 minutes, PQ about 52)
 # make test  : set up, run the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
