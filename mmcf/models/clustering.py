@@ -306,6 +306,15 @@ class RecurrentClustering(nn.Module):
             return self.q.weight.new_full((self.num_heads, 1, 1), self.scale)
         return self.logit_scale.clamp(max=math.log(self.max_logit_scale)).exp()
 
+    def _logit_vectors(self, t: torch.Tensor) -> torch.Tensor:
+        """Keys (B, h, N, d) or queries (B, h, K, d) as the logits compare
+        them: centered over the pixels, resp. the centers (``dim=-2``), for
+        ``'centered_cosine'``, then unit vectors for both cosines; as they
+        are for ``'dot'``."""
+        if self.logits == 'centered_cosine':
+            t = t - t.mean(dim=-2, keepdim=True)
+        return t if self.logits == 'dot' else unit_vectors(t)
+
     def assign(self, logits: torch.Tensor) -> torch.Tensor:
         """E-step: turn pixel-major ``(B, h, N, K)`` logits (K on the last,
         contiguous axis) into the assignment ``M`` in the same layout."""
@@ -340,23 +349,13 @@ class RecurrentClustering(nn.Module):
         recording = self.record != 'none' and not self.training
         keep_all = keep_all or (recording and self.record == 'all')
         k, v = self.kv(x).chunk(2, dim=-1)  # computed once, Eq. 3
-        k = self._split(k)  # (B, h, N, d)
-        if self.logits == 'centered_cosine':
-            k = k - k.mean(dim=-2, keepdim=True)
-        if self.logits != 'dot':
-            k = unit_vectors(k)
-        k = k.contiguous()
+        k = self._logit_vectors(self._split(k)).contiguous()  # (B, h, N, d)
         v = self._split(v).contiguous()
         tau = self.temperature().to(k.dtype)
         c = centers
         maps: List[torch.Tensor] = []
         for _ in range(self.num_iters):
-            q = self._split(self.q(c))  # only Q is recomputed
-            if self.logits == 'centered_cosine':
-                q = q - q.mean(dim=-2, keepdim=True)
-            if self.logits != 'dot':
-                q = unit_vectors(q)
-            q = q * tau
+            q = self._logit_vectors(self._split(self.q(c))) * tau  # only Q is recomputed
             # The softmax runs in float32 (or float64) whatever the input
             # precision, so large logits under bf16/fp16 autocast stay finite.
             logits = k @ q.transpose(-2, -1)  # (B, h, N, K)

@@ -74,10 +74,6 @@ class AssignmentRecorder:
         """T, the EM iterations of every RCA."""
         return self._assignment_iters
 
-    @num_iters.setter
-    def num_iters(self, value: int) -> None:
-        self._assignment_iters = value
-
     @property
     def record_assignments(self) -> str:
         return self._assignment_mode
@@ -165,12 +161,19 @@ class AssignmentRecorder:
         return out
 
 
+def stage_unit(source: str) -> str:
+    """What a source's "stages" are called: 'stage' for the backbone (found
+    under an attribute path containing 'backbone'), 'layer' for a decoder
+    head."""
+    return 'stage' if 'backbone' in source else 'layer'
+
+
 def format_health(health: Dict[str, List[Dict[str, float]]]) -> str:
     """A text table of ``{source: cluster_health()}`` for logs and tools:
     one row per backbone stage or decoder layer."""
     lines = [f'{"source":<16} {"where":<8} {"entropy/logK":>12} {"spread":>7} {"used/K":>9}']
     for source, stages in health.items():
-        unit = 'stage' if 'backbone' in source else 'layer'
+        unit = stage_unit(source)
         for i, h in enumerate(stages):
             used = f'{h["used"]:.1f}/{h["num_centers"]}'
             lines.append(f'{source:<16} {unit + " " + str(i):<8} {h["entropy"]:>12.3f} '

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from ..models.recording import stage_unit
 from .protocol import find_assignment_sources
 from .render import cluster_palette, contact_sheet, render_assignment_panel
 
@@ -44,7 +45,7 @@ class ClusterMap:
     @property
     def unit(self) -> str:
         """'stage' for an encoder, 'layer' for a decoder head."""
-        return 'stage' if 'backbone' in self.source else 'layer'
+        return stage_unit(self.source)
 
     @property
     def key(self) -> str:
@@ -116,31 +117,20 @@ def read_cluster_health(sources: Mapping[str, nn.Module]) -> Dict[str, List[Dict
             if hasattr(src, 'cluster_health')}
 
 
-@torch.no_grad()
-def compute_cluster_maps(model: nn.Module,
-                         data: dict,
-                         sources: Optional[Sequence[str]] = None,
-                         stages: Optional[Sequence[int]] = None,
-                         block: int = -1,
-                         iteration: int = -1,
-                         return_health: bool = False):
-    """Run ``model`` on a collated batch and return its cluster maps.
+@contextmanager
+def recorded_forward(model: nn.Module, data: dict,
+                     sources: Optional[Sequence[str]] = None
+                     ) -> Iterator[Tuple[Dict[str, nn.Module], Tuple[int, int]]]:
+    """Run ``model`` once on a collated batch in eval mode with every
+    source recording every block (``'all'``), and yield the sources and the
+    ``(H, W)`` of the (padded) batch while their records are readable; the
+    recording modes and the training mode are restored afterwards.
 
-    Args:
-        model: an OpenMMLab model with a ``data_preprocessor`` (wrappers such
-            as DDP are unwrapped).
-        data: a collated batch, ``dict(inputs=[CHW uint8 tensors],
-            data_samples=[...] | None)``, as a dataloader gives it.
-        sources: attribute paths of the sources to read (default: all, see
-            :func:`~mmcf.visualization.find_assignment_sources`).
-        stages, block, iteration: which maps; negative indices count from
-            the end.
-        return_health: also return the cluster health of the same forward
-            (:func:`read_cluster_health`, every block recorded).
-
-    Returns:
-        The maps and the ``(H, W)`` of the (padded) batch the model saw, and
-        with ``return_health`` the health ``{source: [per stage]}``.
+    ``model`` is an OpenMMLab model with a ``data_preprocessor`` (wrappers
+    such as DDP are unwrapped); ``data`` a collated batch,
+    ``dict(inputs=[CHW uint8 tensors], data_samples=[...] | None)``, as a
+    dataloader gives it; ``sources`` the attribute paths to read (default:
+    all, see :func:`~mmcf.visualization.find_assignment_sources`).
     """
     model = _bare_model(model)
     found = find_assignment_sources(model, sources)
@@ -150,15 +140,47 @@ def compute_cluster_maps(model: nn.Module,
     was_training = model.training
     model.eval()
     try:
-        with recording(found, 'all'):
+        with recording(found, 'all'), torch.no_grad():
             batch = model.data_preprocessor(data, False)
             model(batch['inputs'], batch.get('data_samples'), mode='tensor')
-            maps = read_cluster_maps(found, stages, block, iteration)
-            health = read_cluster_health(found) if return_health else None
+            yield found, tuple(batch['inputs'].shape[-2:])
     finally:
         model.train(was_training)
-    batch_hw = tuple(batch['inputs'].shape[-2:])
+
+
+def compute_cluster_maps(model: nn.Module,
+                         data: dict,
+                         sources: Optional[Sequence[str]] = None,
+                         stages: Optional[Sequence[int]] = None,
+                         block: int = -1,
+                         iteration: int = -1,
+                         return_health: bool = False):
+    """Run ``model`` on a collated batch and return its cluster maps
+    (see :func:`recorded_forward` for the arguments).
+
+    Args:
+        stages, block, iteration: which maps; negative indices count from
+            the end.
+        return_health: also return the cluster health of the same forward
+            (:func:`read_cluster_health`, every block recorded).
+
+    Returns:
+        The maps and the ``(H, W)`` of the (padded) batch the model saw, and
+        with ``return_health`` the health ``{source: [per stage]}``.
+    """
+    with recorded_forward(model, data, sources) as (found, batch_hw):
+        maps = read_cluster_maps(found, stages, block, iteration)
+        health = read_cluster_health(found) if return_health else None
     return (maps, batch_hw, health) if return_health else (maps, batch_hw)
+
+
+def compute_cluster_health(model: nn.Module, data: dict,
+                           sources: Optional[Sequence[str]] = None
+                           ) -> Dict[str, List[Dict[str, float]]]:
+    """Run ``model`` on a collated batch and return only its cluster health,
+    ``{source: [per stage]}``, every block recorded (no maps are drawn)."""
+    with recorded_forward(model, data, sources) as (found, _):
+        return read_cluster_health(found)
 
 
 def tensor_to_rgb(image: Tensor, bgr: bool = True) -> np.ndarray:

@@ -8,7 +8,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from ..models.recording import format_health
+from ..models.recording import format_health, stage_unit
 from .cluster_maps import compute_cluster_maps, render_cluster_maps, tensor_to_rgb
 
 
@@ -145,7 +145,7 @@ class ClusterMapVisualizationHook(Hook):
     def _log_health(self, runner, health: Dict[str, List[Dict[str, float]]]) -> None:
         scalars, collapsed = {}, []
         for source, stages in health.items():
-            unit = 'stage' if 'backbone' in source else 'layer'
+            unit = stage_unit(source)
             for i, h in enumerate(stages):
                 for key in ('entropy', 'spread', 'used'):
                     scalars[f'cluster_health/{source}.{unit}{i}.{key}'] = float(h[key])

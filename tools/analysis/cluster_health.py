@@ -37,7 +37,7 @@ from mmengine.runner import Runner  # noqa: E402
 from mmcf.models.recording import HEALTH_KEYS, format_health  # noqa: E402
 from mmcf.utils.build import build_image_pipeline, build_model_from_cfg  # noqa: E402
 from mmcf.utils.config import load_config  # noqa: E402
-from mmcf.visualization.cluster_maps import compute_cluster_maps  # noqa: E402
+from mmcf.visualization.cluster_maps import compute_cluster_health  # noqa: E402
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.realpath(__file__))))
 from visualize_clusters import list_images  # noqa: E402
@@ -102,8 +102,7 @@ def measure(cfg, args) -> Dict[str, List[Dict[str, float]]]:
     total = 0
     for data in _batches(cfg, args):
         n = len(data['inputs'])
-        _, _, health = compute_cluster_maps(model, data, args.source, stages=[0],
-                                            return_health=True)
+        health = compute_cluster_health(model, data, args.source)
         for source, stages in health.items():
             for i, h in enumerate(stages):
                 for key in HEALTH_KEYS:

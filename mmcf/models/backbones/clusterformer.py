@@ -278,7 +278,6 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
         self.embed_dims = dims
         self.num_features = dims
         self.num_centers = num_centers
-        self.num_iters = num_iters
         self.head_dim = head_dim
         self.out_indices = tuple(out_indices)
         self.out_centers = out_centers
