@@ -328,13 +328,20 @@ class RecurrentClustering(nn.Module):
     def forward(self,
                 x: torch.Tensor,
                 centers: torch.Tensor,
-                keep_all: bool = False
+                keep_all: bool = False,
+                prior: Optional[torch.Tensor] = None
                 ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """Cluster ``x`` (B, N, D) starting from ``centers`` (B, K, D).
 
         Returns the final centers (B, K, D) and the list of assignment maps
         ``M`` (B, heads, K, N): all T of them with ``keep_all`` (or when
         recording ``'all'`` in eval mode), else only the last one.
+
+        ``prior`` (B, N, K), optional: a log prior added to every E-step's
+        logits, ``M_ki = softmax_k(S_ki + log pi_ki)``: the E-step of a
+        mixture whose mixing weights ``pi_ki`` vary per pixel (the decoder
+        heads pass their previous layer's mask probabilities, see
+        :class:`~mmcf.models.decoder.ClusterTransformerDecoder`).
 
         Every step is one batched matmul over (batch, heads); nothing loops
         over centers or pixels. K and V are projected and laid out once (K
@@ -352,6 +359,12 @@ class RecurrentClustering(nn.Module):
         k = self._logit_vectors(self._split(k)).contiguous()  # (B, h, N, d)
         v = self._split(v).contiguous()
         tau = self.temperature().to(k.dtype)
+        if prior is not None:
+            want = (x.shape[0], x.shape[1], centers.shape[1])
+            if tuple(prior.shape) != want:
+                raise ValueError(f'prior must be (B, N, K) = {want}, got '
+                                 f'{tuple(prior.shape)}')
+            prior = prior.float().unsqueeze(1)  # (B, 1, N, K), broadcast over heads
         c = centers
         maps: List[torch.Tensor] = []
         for _ in range(self.num_iters):
@@ -361,6 +374,8 @@ class RecurrentClustering(nn.Module):
             logits = k @ q.transpose(-2, -1)  # (B, h, N, K)
             if logits.dtype not in (torch.float32, torch.float64):
                 logits = logits.float()
+            if prior is not None:
+                logits = logits + prior
             m_nk = self.assign(logits).to(v.dtype)
             m = m_nk.transpose(-2, -1)  # (B, h, K, N) view
             c_heads = m @ v  # (B, h, K, d)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -89,12 +89,14 @@ class ClusterDecoderLayer(BaseModule):
             ffn_drop=dropout, add_identity=True)
         self.norm3 = build_norm_layer(norm_cfg, dim)[1]
 
-    def forward(self, feats: Tensor, centers: Tensor, pos: Tensor
-                ) -> Tuple[Tensor, Tensor]:
+    def forward(self, feats: Tensor, centers: Tensor, pos: Tensor,
+                prior: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """``feats`` (B, N, D) pixel tokens of one level, ``centers`` and
-        ``pos`` (B, K, D). Returns the new centers and the last assignment
-        map ``M`` (B, heads, K, N)."""
-        clustered, maps = self.clustering(self.feat_norm(feats), centers + pos)
+        ``pos`` (B, K, D), ``prior`` an optional (B, N, K) log prior of the
+        E-step. Returns the new centers and the last assignment map ``M``
+        (B, heads, K, N)."""
+        clustered, maps = self.clustering(self.feat_norm(feats), centers + pos,
+                                          prior=prior)
         centers = self.norm1(centers + self.cluster_drop(self.cluster_proj(clustered)))
         centers = self.norm2(self.self_attn(centers, query_pos=pos, key_pos=pos))
         centers = self.norm3(self.ffn(centers))
@@ -309,18 +311,22 @@ class ClusterTransformerDecoder(BaseModule):
         """The pixel level that decoder layer ``layer`` clusters."""
         return layer % num_levels
 
-    def forward(self, level_tokens: Sequence[Tensor], centers: Tensor, pos: Tensor
+    def forward(self, level_tokens: Sequence[Tensor], centers: Tensor, pos: Tensor,
+                prior_fn: Optional[Callable[[int, Tensor], Optional[Tensor]]] = None
                 ) -> Iterator[Tuple[int, Tensor, Tensor]]:
         """Run the layers; yields ``(layer index, centers, last assignment
         map)`` after each layer, so a head predicts from every layer.
 
         ``level_tokens`` are the (B, N_l, D) pixel tokens of each level
         (with whatever positional terms the head adds), ``centers`` and
-        ``pos`` (B, K, D).
+        ``pos`` (B, K, D). ``prior_fn(level, centers)``, optional, gives
+        the (B, N_level, K) log prior of the E-steps of the layer that is
+        about to cluster ``level`` from ``centers`` (the heads' mask prior).
         """
         for i, layer in enumerate(self.layers):
-            tokens = level_tokens[self.level_index(i, len(level_tokens))]
-            centers, assign = layer(tokens, centers, pos)
+            level = self.level_index(i, len(level_tokens))
+            prior = prior_fn(level, centers) if prior_fn is not None else None
+            centers, assign = layer(level_tokens[level], centers, pos, prior=prior)
             yield i, centers, assign
 
 

@@ -22,14 +22,15 @@ def _linear(x, layer):
 
 
 def reference_rca(mod, x, c0, update='recurrent', m_step='mean', logits='dot',
-                  residual=False):
+                  residual=False, prior=None):
     """Eq. 3 (and Eq. 1 / k-means) element by element, one image at a time.
 
     ``logits='dot'``: Q_k . K_i / sqrt(d); ``'cosine'``: tau_h cos(Q_k, K_i)
     with tau_h = exp(logit_scale_h) and |v| = sqrt(|v|^2 + 1e-4^2) (finite
     gradients at 0); ``'centered_cosine'``: the same after
     subtracting the mean key over pixels and the mean query over centers (per
-    head). ``residual``: C <- C + M V (Eq. 2 form)."""
+    head). ``residual``: C <- C + M V (Eq. 2 form). ``prior`` (B, N, K):
+    added to every logit S_ki of every head and iteration."""
     D = x.shape[-1]
     h, d, T = mod.num_heads, mod.head_dim, mod.num_iters
     Wk, Wv = mod.kv.weight[:D], mod.kv.weight[D:]
@@ -61,6 +62,8 @@ def reference_rca(mod, x, c0, update='recurrent', m_step='mean', logits='dot',
                             nq = math.sqrt(float(q @ q) + 1e-8)
                             nk = math.sqrt(float(key @ key) + 1e-8)
                             S[k, i] = tau * (q @ key) / (nq * nk)
+                if prior is not None:
+                    S = S + prior[b].T
                 if update == 'recurrent':
                     e = torch.exp(S - S.max(dim=0).values)
                     M = e / e.sum(dim=0, keepdim=True)  # softmax over K
@@ -107,6 +110,34 @@ def test_rca_matches_reference(update, m_step, logits, residual):
     assert maps[-1].shape == (2, 2, 5, 12)
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(maps[-1], ref_maps)
+
+
+@pytest.mark.parametrize('update', ['recurrent', 'vanilla'])
+def test_rca_with_prior_matches_reference(update):
+    """The heads' E-step prior: softmax_k(S_ki + log pi_ki) at every
+    iteration; a prior that favours one center for some pixels moves them to
+    it, and a prior constant over k changes nothing (softmax over K)."""
+    torch.manual_seed(0)
+    mod = RecurrentClustering(16, head_dim=8, num_iters=3, update=update).double()
+    x = torch.randn(2, 12, 16, dtype=torch.float64)
+    c0 = torch.randn(2, 5, 16, dtype=torch.float64)
+    prior = torch.nn.functional.logsigmoid(torch.randn(2, 12, 5, dtype=torch.float64) * 3)
+    out, maps = mod(x, c0, prior=prior)
+    ref, ref_maps = reference_rca(mod, x, c0, update, 'mean', 'centered_cosine', True,
+                                  prior=prior)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(maps[-1], ref_maps)
+    plain, plain_maps = mod(x, c0)
+    assert not torch.allclose(out, plain)
+    if update == 'recurrent':
+        same, _ = mod(x, c0, prior=torch.full_like(prior, -2.0))
+        torch.testing.assert_close(same, plain)
+        strong = torch.zeros_like(prior)
+        strong[:, :6, 2] = 30.0  # pixels 0-5 belong to center 2
+        _, m = mod(x, c0, prior=strong)
+        assert (m[-1][:, :, 2, :6] > 0.99).all()
+    with pytest.raises(ValueError, match=r'prior must be \(B, N, K\)'):
+        mod(x, c0, prior=prior[:, :5])
 
 
 def test_e_step_is_soft_assignment_over_k():

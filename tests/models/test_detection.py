@@ -260,6 +260,89 @@ def test_boxes_and_masks_in_original_image_coordinates():
     assert res.masks.shape[-2:] == (32, 48)
 
 
+def test_box_source_mask_gives_the_tight_box_of_each_output_mask():
+    """test_cfg.box_source='mask': Mask2Former's boxes, the tight box of the
+    output mask in the original image, whatever the box branch says."""
+    head = build_head(num_classes=3, num_queries=2,
+                      test_cfg=dict(max_per_img=100, mask_thr=0.5, box_source='mask'))
+    cls = torch.full((1, 2, 3), -6.0)
+    cls[0, 0, 1] = 5.0
+    boxes = torch.tensor([[[0.2, 0.2, 0.1, 0.1], [0.5, 0.5, 0.2, 0.2]]])  # wrong box
+    masks = torch.full((1, 2, 16, 16), -10.0)
+    masks[0, 0, 1:3, 3:9] = 10.0  # input pixels x 12-36, y 4-12 (before rescale)
+    img_meta = meta(img_shape=(32, 48), pad=(64, 64), scale=(2.0, 2.0), ori=(16, 24))
+    res = head.predict_by_feat(cls, boxes, masks, [img_meta], rescale=True)[0]
+    assert res.labels[0] == 1
+    ys, xs = torch.nonzero(res.masks[0], as_tuple=True)
+    expect = torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float)
+    assert torch.equal(res.bboxes[0], expect)
+    assert abs(float(res.bboxes[0, 0]) - 6) <= 1 and abs(float(res.bboxes[0, 2]) - 18) <= 1
+    regress = build_head(num_classes=3, num_queries=2)
+    res = regress.predict_by_feat(cls, boxes, masks, [img_meta], rescale=True)[0]
+    assert not torch.equal(res.bboxes[0], expect)  # the default: the box branch
+    with pytest.raises(ValueError, match='box_source'):
+        build_head(num_classes=3, test_cfg=dict(box_source='both')).predict_by_feat(
+            cls, boxes, masks, [img_meta])
+
+
+def test_mask_prior_changes_the_e_steps_and_trains():
+    """assign_prior='mask': every decoder layer's E-step takes log sigmoid of
+    the masks its input centers predict; the same weights give other centers
+    than without the prior, and a training step reaches every parameter the
+    plain head trains."""
+    torch.manual_seed(0)
+    plain = build_head(num_classes=3)
+    prior = build_head(num_classes=3, assign_prior='mask')
+    prior.load_state_dict(plain.state_dict())
+    feats = fake_backbone_outputs()
+    samples = _det_samples()
+    seen = []
+    layer0 = prior.transformer_decoder.layers[0].clustering
+    orig = layer0.forward
+
+    def spy(x, centers, keep_all=False, prior=None):
+        seen.append(prior)
+        return orig(x, centers, keep_all=keep_all, prior=prior)
+    layer0.forward = spy
+    out_plain = plain(feats, samples)
+    out_prior = prior(feats, samples)
+    layer0.forward = orig
+    # the prior of layer 0: log sigmoid of the initial centers' masks, resized
+    p = seen[0]
+    h, w = feats[3].shape[-2:]  # layer 0 clusters the coarsest level (stride 32)
+    assert p.shape == (2, h * w, plain.num_queries) and (p <= 0).all()
+    assert not p.requires_grad
+    assert torch.allclose(out_plain[0][0], out_prior[0][0])  # initial centers
+    assert not torch.allclose(out_plain[0][-1], out_prior[0][-1])
+    losses = prior.loss(feats, samples)
+    sum(losses.values()).backward()
+    no_grad = [n for n, q in prior.named_parameters() if q.requires_grad and q.grad is None]
+    assert not no_grad
+    with pytest.raises(ValueError, match="assign_prior='mask' needs the mask branch"):
+        build_head(num_classes=3, with_mask=False, assign_prior='mask',
+                   train_cfg=dict(assigner=dict(type='HungarianAssigner', match_costs=[
+                       dict(type='FocalLossCost', weight=2.0)])))
+    with pytest.raises(ValueError, match='assign_prior must be one of'):
+        build_head(num_classes=3, assign_prior='boxes')
+
+
+def _det_samples(size=64):
+    samples = []
+    for shift in (0, 8):
+        s = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
+                                        batch_input_shape=(size, size),
+                                        scale_factor=(1.0, 1.0), img_path='fake.png'))
+        m = np.zeros((2, size, size), dtype=np.uint8)
+        m[0, 4 + shift:30 + shift, 6:28] = 1
+        m[1, 34:60, 30 + shift // 2:58] = 1
+        s.gt_instances = InstanceData(
+            bboxes=torch.tensor([[6., 4. + shift, 28., 30. + shift],
+                                 [30. + shift // 2, 34., 58., 60.]]),
+            labels=torch.tensor([0, 2]), masks=BitmapMasks(m, size, size))
+        samples.append(s)
+    return samples
+
+
 # ------------------------------------------------------------- bad input
 def _coco_with_bad_annotations(shapes_root, tmp_path):
     """The shapes train split, with image 0 stripped of annotations, and a

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmcv.ops import point_sample
 from mmdet.models.layers import SinePositionalEncoding
@@ -37,6 +38,8 @@ from ..clustering import Mlp
 from ..decoder import (CenterQueryInit, ClusterDecoderHeadMixin, ClusterTransformerDecoder,
                        build_pixel_decoder, merge_legacy_decoder_cfg)
 from ..recording import AssignmentRecorder
+
+ASSIGN_PRIORS = ('none', 'mask')
 
 
 class ClusterFormerCenterHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseModule):
@@ -68,6 +71,15 @@ class ClusterFormerCenterHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseM
             to the clustered tokens, as the keys of Mask2Former's
             cross-attention (Eq. 4 is silent on positions).
         supervise_initial: also predict from the initial centers.
+        assign_prior: how the E-steps of Eq. 4 weigh the pixels (§3.3 is
+            open on it). ``'none'``: ``softmax_k(S_ki)`` over all pixels of
+            the level. ``'mask'``: every layer's E-step takes the mask that
+            the previous layer's centers predict as a per-pixel prior,
+            ``softmax_k(S_ki + log sigmoid(m_k(i)))`` (``m_k`` resized to
+            the level, detached): the E-step of a mixture whose mixing
+            weights are the current masks, so a center clusters the pixels
+            of its own object, the clustering counterpart of Mask2Former's
+            masked attention. Needs ``with_mask``.
         loss_cls / loss_mask / loss_dice: mmdet losses (sigmoid classes).
         train_cfg: ``assigner`` and the point-loss settings ``num_points``,
             ``oversample_ratio``, ``importance_sample_ratio``.
@@ -90,6 +102,7 @@ class ClusterFormerCenterHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseM
                  with_mask: bool = True,
                  feat_pos: bool = True,
                  supervise_initial: bool = True,
+                 assign_prior: str = 'none',
                  loss_cls: Optional[dict] = None,
                  loss_mask: Optional[dict] = None,
                  loss_dice: Optional[dict] = None,
@@ -113,6 +126,12 @@ class ClusterFormerCenterHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseM
         self.feat_pos = feat_pos
         self.supervise_initial = supervise_initial
         self.center_init = center_init
+        if assign_prior not in ASSIGN_PRIORS:
+            raise ValueError(f'assign_prior must be one of {ASSIGN_PRIORS}, got '
+                             f'{assign_prior!r}')
+        if assign_prior == 'mask' and not with_mask:
+            raise ValueError("assign_prior='mask' needs the mask branch (with_mask=True)")
+        self.assign_prior = assign_prior
 
         # --- pixel decoder ----------------------------------------------
         self.pixel_decoder = build_pixel_decoder(pixel_decoder, self.in_channels, D, MODELS)
@@ -226,12 +245,28 @@ class ClusterFormerCenterHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseM
             assigns.append(None)
             shapes.append(tuple(levels[0].shape[-2:]))
         tokens = [self._tokens(lvl, j) for j, lvl in enumerate(levels)]
-        for i, centers, assign in decoder(tokens, centers, pos):
+        prior_fn = None
+        if self.assign_prior == 'mask':
+            def prior_fn(level: int, current: Tensor) -> Tensor:
+                return self._mask_prior(current, mask_feature, levels[level].shape[-2:])
+        for i, centers, assign in decoder(tokens, centers, pos, prior_fn=prior_fn):
             outs.append(centers)
             assigns.append(assign)
             shapes.append(tuple(levels[decoder.level_index(i, len(levels))].shape[-2:]))
         self.set_assignment_shapes(shapes[-self.num_layers:])
         return outs, assigns, shapes, mask_feature
+
+    def _mask_prior(self, centers: Tensor, mask_feature: Tensor,
+                    size: Tuple[int, int]) -> Tensor:
+        """``log sigmoid`` of the masks that ``centers`` predict, resized
+        to a level of ``size`` (h, w), detached: the (B, h*w, K) E-step
+        prior of ``assign_prior='mask'``."""
+        with torch.no_grad():
+            masks = torch.einsum('bkd,bdhw->bkhw', self.mask_embed(self.out_norm(centers)),
+                                 mask_feature)
+            masks = F.interpolate(masks.float(), size=tuple(size), mode='bilinear',
+                                  align_corners=False)
+            return F.logsigmoid(masks).flatten(2).transpose(1, 2)
 
     def class_and_masks(self, centers: Tensor, mask_feature: Tensor
                         ) -> Tuple[Tensor, Optional[Tensor], Tensor]:

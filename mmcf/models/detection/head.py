@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from mmdet.models.utils import multi_apply
 from mmdet.registry import MODELS
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
+from mmdet.structures.mask import mask2bbox
 from mmdet.utils import reduce_mean
 from mmengine.structures import InstanceData
 from torch import Tensor
@@ -35,6 +36,7 @@ from ..clustering import Mlp
 from .center_head import ClusterFormerCenterHead
 
 BOX_REFS = ('mask', 'cluster', 'none')
+BOX_SOURCES = ('regress', 'mask')
 
 
 def _default_train_cfg(with_mask: bool) -> dict:
@@ -140,12 +142,17 @@ class ClusterFormerDetHead(ClusterFormerCenterHead):
             :mod:`mmcf.visualization` (``assignment_maps(stage=layer)``).
         feat_pos: add position and level embeddings to the clustered tokens.
         supervise_initial: also supervise the initial centers' predictions.
+        assign_prior: 'none' | 'mask', the E-step prior of the decoder (see
+            :class:`~mmcf.models.detection.center_head.ClusterFormerCenterHead`).
         loss_cls / loss_bbox / loss_iou / loss_mask / loss_dice: mmdet losses.
         train_cfg: ``assigner`` and the point-loss settings ``num_points``,
             ``oversample_ratio``, ``importance_sample_ratio``; keys not given
             keep their defaults (§4.1.2's match costs: focal class 2, L1 5,
             GIoU 2, and mask BCE 5 + dice 5 with masks; 12544 points).
-        test_cfg: ``max_per_img`` and ``mask_thr``.
+        test_cfg: ``max_per_img``, ``mask_thr`` and ``box_source``: the
+            output boxes, ``'regress'`` (default: the box branch) or
+            ``'mask'`` (the tight box of each output mask, as Mask2Former's
+            instance output; needs ``with_mask``).
     """
     def __init__(self,
                  in_channels: Sequence[int],
@@ -161,6 +168,7 @@ class ClusterFormerDetHead(ClusterFormerCenterHead):
                  box_ref: Optional[str] = None,
                  feat_pos: bool = True,
                  supervise_initial: bool = True,
+                 assign_prior: str = 'none',
                  loss_cls: Optional[dict] = None,
                  loss_bbox: Optional[dict] = None,
                  loss_iou: Optional[dict] = None,
@@ -181,8 +189,8 @@ class ClusterFormerDetHead(ClusterFormerCenterHead):
             pixel_decoder=pixel_decoder, transformer_decoder=transformer_decoder,
             center_init=center_init, encoder_channels=encoder_channels,
             num_encoder_centers=num_encoder_centers, with_mask=with_mask, feat_pos=feat_pos,
-            supervise_initial=supervise_initial, loss_cls=loss_cls, loss_mask=loss_mask,
-            loss_dice=loss_dice, train_cfg={**_default_train_cfg(with_mask), **(train_cfg or {})},
+            supervise_initial=supervise_initial, assign_prior=assign_prior,
+            loss_cls=loss_cls, loss_mask=loss_mask, loss_dice=loss_dice, train_cfg={**_default_train_cfg(with_mask), **(train_cfg or {})},
             test_cfg=test_cfg or dict(max_per_img=100, mask_thr=0.5),
             record_assignments=record_assignments, init_cfg=init_cfg, **legacy_decoder_args)
         self.box_ref = box_ref
@@ -445,6 +453,13 @@ class ClusterFormerDetHead(ClusterFormerCenterHead):
             boxes[:, 0::2].clamp_(min=0, max=out_w)
             boxes[:, 1::2].clamp_(min=0, max=out_h)
         result = InstanceData(bboxes=boxes, labels=labels)
+        box_source = self.test_cfg.get('box_source', 'regress')
+        if box_source not in BOX_SOURCES:
+            raise ValueError(f'test_cfg.box_source must be one of {BOX_SOURCES}, got '
+                             f'{box_source!r}')
+        if box_source == 'mask' and mask_pred is None:
+            raise ValueError("test_cfg.box_source='mask' needs the mask branch "
+                             '(with_mask=True)')
         if mask_pred is not None:
             logits = mask_pred[query][:, :img_h, :img_w]
             if rescale and (out_h, out_w) != (img_h, img_w):
@@ -455,6 +470,9 @@ class ClusterFormerDetHead(ClusterFormerCenterHead):
             inside = (probs * masks).flatten(1).sum(1) / (masks.flatten(1).sum(1) + 1e-6)
             scores = scores * inside
             result.masks = masks
+            if box_source == 'mask':
+                # Mask2Former's boxes: the tight box of each output mask
+                result.bboxes = mask2bbox(masks).to(boxes.dtype)
         result.scores = scores
         # best first: the mask factor reorders the top-k by class score
         return result[scores.argsort(descending=True)]
