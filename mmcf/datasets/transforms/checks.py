@@ -26,7 +26,8 @@ class CheckImageFile(BaseTransform):
 
     Registered in mmengine's root transform registry, so mmpretrain, mmdet
     and mmseg pipelines all find it. Samples without ``img_path`` (arrays
-    given directly) pass through.
+    given directly) pass through; a bare path (what mmdet's and mmseg's
+    inferencers feed a pipeline) is checked and passed on.
 
     Args:
         max_side (int, optional): the largest allowed image side in pixels.
@@ -39,8 +40,11 @@ class CheckImageFile(BaseTransform):
                              f'got {max_side!r}')
         self.max_side = max_side
 
-    def transform(self, results: dict) -> dict:
-        path = results.get('img_path', None)
+    def transform(self, results):
+        # mmdet's and mmseg's inferencers feed the pipeline a bare path or
+        # array (their loader replaces LoadImageFromFile further on)
+        path = results if isinstance(results, str) else \
+            results.get('img_path', None) if isinstance(results, dict) else None
         if path is None or '://' in str(path):
             return results
         if not osp.isfile(path):

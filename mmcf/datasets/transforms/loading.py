@@ -89,7 +89,8 @@ class LoadSegAnnotations(SegLoadAnnotations):
     ``uint8``; wider ones become ``int64``) and the 2-D shape, and applies
     ``reduce_zero_label`` and the dataset's ``label_map`` as mmseg does.
 
-    A multi-channel map raises ``ValueError`` naming the file. With
+    A multi-channel map raises ``ValueError`` naming the file. Samples
+    without ``seg_map_path`` (inference) pass through. With
     ``num_classes`` any value outside ``0..num_classes-1`` that is not
     ``ignore_index`` raises ``ValueError`` naming the file and the values
     (without it, the ClusterFormer decode head refuses them in the loss).
@@ -109,7 +110,9 @@ class LoadSegAnnotations(SegLoadAnnotations):
         self.ignore_index = ignore_index
 
     def _load_seg_map(self, results: dict) -> None:
-        path = results['seg_map_path']
+        path = results.get('seg_map_path', None)
+        if path is None:  # inference without ground truth (MMSegInferencer)
+            return
         seg = mmcv.imfrombytes(fileio.get(path, backend_args=self.backend_args),
                                flag='unchanged', backend=self.imdecode_backend)
         if seg is None:
