@@ -31,7 +31,7 @@ from mmengine.config import Config
 
 from demo_configs import DEMOS
 from fault_injection import KILL_DURING_SAVE_ENV, with_fault_injection
-from helpers import ROOT, default_scope_kept, load_tool, python, run
+from helpers import ROOT, default_scope_kept, load_tool, mim_runs_this_checkout, python, run
 
 from mmcf.engine import CheckpointError, find_resume_checkpoint, load_checkpoint_file
 
@@ -293,15 +293,8 @@ def test_dist_train_sh_on_cpu_matches_one_process(dist_setup, tmp_path):
     _assert_matches_one_process(work, one, 'dist_train.sh')
 
 
-def _mim_runs_this_checkout() -> bool:
-    """mim runs the tools of the installed mmcf; in a second checkout (a git
-    worktree) of a shared environment that is another checkout's code."""
-    from mim.utils import get_installed_path
-    return osp.realpath(get_installed_path('mmcf')) == osp.join(osp.realpath(ROOT), 'mmcf')
-
-
 def test_mim_train_launcher_pytorch_gpus_2_on_cpu(dist_setup, tmp_path):
-    if not _mim_runs_this_checkout():
+    if not mim_runs_this_checkout():
         pytest.skip('mim would run the installed mmcf of another checkout, not this one')
     config, options, one = dist_setup
     mim = osp.join(osp.dirname(python()), 'mim')
