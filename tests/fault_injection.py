@@ -8,6 +8,11 @@ Runs import it through the config (``custom_imports``, see
   iterations (counted over the whole run), as a pre-emption would.
 * ``LossDumpHook``: append every rank's losses of each iteration to
   ``<work_dir>/losses_rank<R>.jsonl`` (mmengine logs rank 0's only).
+* ``EvalCountMetric``: a validation metric ``fault/count`` that counts the
+  evaluations of this process (1, 2, ...), so that every validation makes a
+  new best checkpoint.
+* ``HoldAtStartHook(marker=PATH)``: at the start of training, create
+  ``PATH`` and sleep until killed (a run that holds its work dir).
 * ``MMCF_KILL_DURING_SAVE=<file name>`` in the environment: the atomic
   checkpoint writer writes half of that file's temporary and SIGKILLs its own
   process, a deterministic "killed while writing a checkpoint".
@@ -16,11 +21,13 @@ import json
 import os
 import os.path as osp
 import signal
+import time
 
 import torch
 from mmengine.dist import get_rank
+from mmengine.evaluator import BaseMetric
 from mmengine.hooks import Hook
-from mmengine.registry import HOOKS
+from mmengine.registry import HOOKS, METRICS
 
 from mmcf.engine import checkpoint as _checkpoint
 
@@ -73,6 +80,36 @@ class LossDumpHook(Hook):
         path = osp.join(runner.work_dir, f'losses_rank{get_rank()}.jsonl')
         with open(path, 'a') as f:
             f.write(json.dumps(row) + '\n')
+
+
+@METRICS.register_module()
+class EvalCountMetric(BaseMetric):
+    """``fault/count``: 1 at this process's first evaluation, then 2, ..."""
+
+    default_prefix = 'fault'
+    evaluations = 0
+
+    def process(self, data_batch, data_samples) -> None:
+        self.results.append(0)
+
+    def compute_metrics(self, results) -> dict:
+        EvalCountMetric.evaluations += 1
+        return {'count': float(EvalCountMetric.evaluations)}
+
+
+@HOOKS.register_module()
+class HoldAtStartHook(Hook):
+    """Create ``marker`` when training starts, then sleep (at most
+    ``seconds``) until the test kills the process."""
+
+    def __init__(self, marker: str, seconds: float = 300.0) -> None:
+        self.marker = marker
+        self.seconds = seconds
+
+    def before_train(self, runner) -> None:
+        with open(self.marker, 'w') as f:
+            f.write(str(os.getpid()))
+        time.sleep(self.seconds)
 
 
 def _install_kill_during_save(name: str) -> None:

@@ -32,6 +32,14 @@ def run(cmd, cwd=ROOT, timeout=600, check=True, env=None):
     return proc.returncode, proc.stdout
 
 
+def mim_runs_this_checkout() -> bool:
+    """mim runs the tools of the installed mmcf; in a second checkout (a git
+    worktree) sharing an environment, that is another checkout's code, which
+    cannot read this checkout's configs once they use something new."""
+    from mim.utils import get_installed_path
+    return osp.realpath(get_installed_path('mmcf')) == osp.join(osp.realpath(ROOT), 'mmcf')
+
+
 def python():
     return sys.executable
 

@@ -14,8 +14,8 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmcf.engine import (check_checkpoint_matches_model, load_checkpoint_file,  # noqa: E402
-                         setup_cpu_distributed)
+from mmcf.engine import (check_checkpoint_finite, check_checkpoint_matches_model,  # noqa: E402
+                         load_checkpoint_file, setup_cpu_distributed)
 from mmcf.utils.config import load_config  # noqa: E402
 
 
@@ -43,10 +43,16 @@ def main(argv=None):
         raise FileNotFoundError(f'checkpoint file not found: {args.checkpoint}')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out must be a .pkl file, got {args.out}')
-    # refuse an unreadable, unsafe or foreign checkpoint before any output:
+    # refuse an unreadable, unsafe, NaN or foreign checkpoint before any output:
     # mmengine would load it with strict=False and evaluate random weights
     ckpt = load_checkpoint_file(args.checkpoint, require=())
+    # NaN weights (a diverged run) would score 0 without a word
+    check_checkpoint_finite(ckpt, args.checkpoint)
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    if cfg.get('test_dataloader') and cfg.test_dataloader.get('dataset'):
+        # annotations that mmdet/mmpretrain would read wrongly are refused
+        from mmcf.datasets.data_check import check_dataset_cfg
+        check_dataset_cfg(cfg.test_dataloader.dataset, check_images=False, check_files=False)
     cfg.load_from = args.checkpoint
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)

@@ -1,14 +1,19 @@
 """Train a model from an mmcf (or any OpenMMLab) config with the stock runner.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-        [--amp-dtype float16|bfloat16] [--auto-scale-lr] [--check-data]
-        [--cfg-options k=v ...] [--launcher pytorch|slurm|mpi]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
+        [--resume-weights-only] [--amp] [--amp-dtype float16|bfloat16]
+        [--auto-scale-lr] [--check-data] [--cfg-options k=v ...]
+        [--launcher pytorch|slurm|mpi]
 
 Checkpoints are written atomically and resuming skips unreadable ones
-(mmcf.engine); with ``--launcher pytorch`` on a machine without CUDA the
-processes train on the CPU with gloo.
+(mmcf.engine); one training at a time holds a work dir (``WorkDirLock``);
+``--resume`` refuses a checkpoint without optimizer and scheduler state;
+the annotations of the train/val data sets are checked before training
+(``--check-data`` also decodes every image); with ``--launcher pytorch`` on a
+machine without CUDA the processes train on the CPU with gloo.
 """
 import argparse
+import logging
 import os
 import os.path as osp
 import sys
@@ -18,12 +23,14 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.realpath(__file__))))
 import mmcf  # noqa: E402,F401
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from mmcf.engine import (BF16AmpOptimWrapper, check_checkpoint_matches_model,  # noqa: E402
+from mmcf.engine import (BF16AmpOptimWrapper, CheckpointError,  # noqa: E402
+                         WorkDirLock, check_checkpoint_finite, check_checkpoint_matches_model,
                          find_resume_checkpoint, load_checkpoint_file, make_reliable,
-                         setup_cpu_distributed)
+                         missing_resume_state, setup_cpu_distributed)
 from mmcf.utils.config import load_config  # noqa: E402
 
 
@@ -35,6 +42,11 @@ def parse_args(argv=None):
         '--resume', nargs='?', type=str, const='auto',
         help='resume from the given checkpoint, or with no value from the latest '
         'checkpoint in the work dir')
+    parser.add_argument(
+        '--resume-weights-only', action='store_true',
+        help='with --resume: accept a checkpoint without optimizer/scheduler state (a '
+        'best_*.pth) and load its weights only; training restarts at epoch/iter 0 with a '
+        'fresh optimizer and schedule')
     parser.add_argument(
         '--amp', action='store_true',
         help='mixed precision: fp16 with dynamic loss scale (needs CUDA), or '
@@ -92,6 +104,11 @@ def build_config(args):
         # the newest checkpoint of the work dir that loads; unreadable ones
         # (cut off by a kill) are skipped with a warning naming them
         found = find_resume_checkpoint(cfg.work_dir)
+        if found is None:
+            what = 'does not exist' if not osp.isdir(cfg.work_dir) else \
+                'holds no checkpoint that loads'
+            print_log(f'--resume: nothing to resume, starting from scratch (work dir '
+                      f'{cfg.work_dir} {what})', logger='current', level=logging.WARNING)
         cfg.resume = found is not None
         cfg.load_from = found
     elif args.resume is not None:
@@ -102,33 +119,78 @@ def build_config(args):
     return cfg
 
 
-def check_data(cfg) -> None:
-    """Validate the data sets of the config's train and val loaders."""
+def check_data(cfg, full: bool = True) -> None:
+    """Validate the data sets of the config's train and val loaders: with
+    ``full`` every file and image (``--check-data``), else the annotations
+    only (always; cheap), which refuses what mmdet/mmpretrain would read
+    wrongly and warns about the instances mmdet drops."""
     from mmcf.datasets.data_check import check_dataset_cfg
     for split in ('train_dataloader', 'val_dataloader'):
         loader = cfg.get(split, None)
         if loader is not None and loader.get('dataset', None) is not None:
-            check_dataset_cfg(loader.dataset)
+            check_dataset_cfg(loader.dataset, check_images=full, check_files=full)
+
+
+def _checked_checkpoint(cfg, args):
+    """The checkpoint the run starts from (resume or load_from), loaded and
+    checked before anything is built: unreadable, unsafe, NaN weights, or
+    (resuming) without the optimizer/scheduler state, are refused."""
+    path = cfg.get('load_from', None)
+    if not path or '://' in str(path):
+        return None
+    if not cfg.get('resume', False):
+        ckpt = load_checkpoint_file(path)
+        check_checkpoint_finite(ckpt, path)
+        return ckpt
+    ckpt = load_checkpoint_file(path, require=('state_dict', ))
+    check_checkpoint_finite(ckpt, path)
+    missing = missing_resume_state(ckpt, need_schedulers=bool(cfg.get('param_scheduler')))
+    if missing and not args.resume_weights_only:
+        raise CheckpointError(
+            f'--resume {path}: the checkpoint has no {missing} entry, so resuming would '
+            'restart the optimizer (AdamW moments) and the learning-rate schedule (warm-up) '
+            'in the middle of training. Resume from an epoch_N/iter_N.pth of the work dir; '
+            'a best_*.pth holds weights only. To start a new schedule from its weights, '
+            'pass --resume-weights-only.')
+    if missing or args.resume_weights_only:
+        print_log(
+            f'!!! --resume-weights-only: loading ONLY THE WEIGHTS of {path} ('
+            + (f'it has no {missing}' if missing else 'its training state is ignored')
+            + '); training starts at epoch/iter 0 with a fresh optimizer and learning-rate '
+            'schedule. This is not a resume. !!!',
+            logger='current', level=logging.WARNING)
+        cfg.resume = False
+    return ckpt
+
+
+def _is_rank0() -> bool:
+    return all(os.environ.get(k, '0') == '0'
+               for k in ('RANK', 'SLURM_PROCID', 'OMPI_COMM_WORLD_RANK'))
 
 
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_config(args)
-    if args.check_data:
-        check_data(cfg)
-    resume_from = cfg.get('load_from', None) if cfg.get('resume', False) else None
-    ckpt = None
-    if resume_from and '://' not in str(resume_from):
-        # refuse an unreadable or unsafe checkpoint before anything is built
-        ckpt = load_checkpoint_file(resume_from, require=('state_dict', 'meta'))
-    setup_cpu_distributed(cfg)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    if ckpt is not None:
-        # mmengine resumes with strict=False: a checkpoint of another
-        # architecture would only log warnings
-        check_checkpoint_matches_model(runner.model, ckpt, resume_from)
-        del ckpt
-    runner.train()
+    if args.resume_weights_only and not cfg.get('resume', False):
+        raise ValueError('--resume-weights-only needs --resume CHECKPOINT')
+    # one training per work dir; the lock dies with the process
+    lock = WorkDirLock(cfg.work_dir).acquire() if _is_rank0() else None
+    try:
+        check_data(cfg, full=args.check_data)
+        resuming = cfg.get('resume', False)
+        ckpt = _checked_checkpoint(cfg, args)
+        setup_cpu_distributed(cfg)
+        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+        if ckpt is not None:
+            # mmengine loads with strict=False: a checkpoint of another
+            # architecture would only log warnings
+            check_checkpoint_matches_model(runner.model, ckpt, cfg.load_from,
+                                           strict=resuming and cfg.get('resume', False))
+            del ckpt
+        runner.train()
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 if __name__ == '__main__':

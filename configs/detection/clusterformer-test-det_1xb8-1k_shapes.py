@@ -17,7 +17,11 @@ model = dict(
             ])))
 
 with_mask = False
+# CheckImageFile refuses empty files and images with a side above this
+# (a batch is padded to its largest image)
+max_image_side = 4096
 train_pipeline = [
+    dict(type='CheckImageFile', max_side=max_image_side),
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=False),
     dict(type='RandomFlip', prob=0.5),
@@ -25,6 +29,7 @@ train_pipeline = [
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
+    dict(type='CheckImageFile', max_side=max_image_side),
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(64, 64), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=False),

@@ -93,7 +93,7 @@ model = dict(
 # CheckSegSize refuses a label map whose size differs from its image.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadSegAnnotations', reduce_zero_label=True),
     dict(type='CheckSegSize'),
     dict(type='RandomResize', scale=(2560, 640), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -104,7 +104,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(2560, 640), keep_ratio=True),  # shorter side 640
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='LoadSegAnnotations', reduce_zero_label=True),
     dict(type='CheckSegSize'),
     dict(type='PackSegInputs'),
 ]

@@ -13,6 +13,8 @@ instances JSON, COCO panoptic JSON + PNG, and semantic label maps
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import os.path as osp
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -89,8 +91,10 @@ def load_json(path: str, problems: _Problems) -> Optional[Any]:
 # --------------------------------------------------------------------------
 def check_classification(data_root: str, ann_file: str = 'meta/train.txt',
                          data_prefix: str = 'train', num_classes: Optional[int] = None,
-                         check_images: bool = True) -> Dict[str, int]:
-    """Check an mmpretrain ``CustomDataset`` annotation file and its images."""
+                         check_images: bool = True, check_files: bool = True
+                         ) -> Dict[str, int]:
+    """Check an mmpretrain ``CustomDataset`` annotation file and its images
+    (decoded with ``check_images``, looked for with ``check_files``)."""
     ann = osp.join(data_root, ann_file)
     problems = _Problems(ann)
     if not osp.isfile(ann):
@@ -110,7 +114,8 @@ def check_classification(data_root: str, ann_file: str = 'meta/train.txt',
         try:
             value = int(label)
         except ValueError:
-            problems.add(f'{where}: label {label!r} is not an integer')
+            problems.add(f"{where}: label {label!r} is not an integer (line {line!r}; "
+                         "expected '<image path> <class index>')")
             continue
         if value < 0 or (num_classes is not None and value >= num_classes):
             problems.add(f'{where}: label {value} is outside 0..{(num_classes or 1) - 1} '
@@ -118,7 +123,7 @@ def check_classification(data_root: str, ann_file: str = 'meta/train.txt',
         img = osp.join(data_root, data_prefix, path)
         if check_images:
             read_image(img, problems)
-        elif not osp.isfile(img):
+        elif check_files and not osp.isfile(img):
             problems.add(f'image {img} ({where}) does not exist')
     problems.raise_if_any()
     return {'samples': len(lines)}
@@ -193,7 +198,9 @@ def _coco_index(data: Any, ann_file: str, problems: _Problems
 
 
 def _check_image_files(images: Dict[int, dict], img_dir: str, problems: _Problems,
-                       check_images: bool) -> None:
+                       check_images: bool, check_files: bool = True) -> None:
+    if not (check_images or check_files):
+        return
     for img in images.values():
         path = osp.join(img_dir, img['file_name'])
         if not check_images:
@@ -207,14 +214,104 @@ def _check_image_files(images: Dict[int, dict], img_dir: str, problems: _Problem
                          f'(id {img["id"]}) says height {hw[0]}, width {hw[1]}')
 
 
-def check_coco_instances(ann_file: str, img_dir: str,
-                         check_images: bool = True) -> Dict[str, int]:
-    """Check a COCO instances file: structure, ids, boxes and image files."""
+def _finite_numbers(values: Any, count: Optional[int] = None) -> bool:
+    """A list of ``count`` (any if None) finite ints/floats (not bools)."""
+    return (isinstance(values, list) and (count is None or len(values) == count)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and math.isfinite(v) for v in values))
+
+
+def _check_segmentation(seg: Any, img: dict, where: str, problems: _Problems) -> None:
+    """A polygon list or an RLE (``{'size': [h, w], 'counts': ...}``) that
+    pycocotools can decode for its image."""
+    if isinstance(seg, list):
+        for poly in seg:
+            if not _finite_numbers(poly) or len(poly) < 6 or len(poly) % 2:
+                problems.add(f'{where} has a polygon {str(poly)[:80]}; expected [x1, y1, x2, '
+                             'y2, ...] of at least 3 points, finite numbers')
+                return
+        return
+    if not isinstance(seg, dict) or not {'size', 'counts'} <= set(seg):
+        problems.add(f'{where} has segmentation {str(seg)[:80]}; expected polygons or an '
+                     'RLE {"size": [h, w], "counts": ...}')
+        return
+    size, counts = seg['size'], seg['counts']
+    hw = [img.get('height'), img.get('width')]
+    if not (isinstance(size, list) and len(size) == 2) or (None not in hw and size != hw):
+        problems.add(f'{where} has an RLE of size {size!r} but its image is '
+                     f'{hw[0]}x{hw[1]} (size must be [height, width])')
+        return
+    if isinstance(counts, list):
+        if not all(isinstance(c, int) and c >= 0 for c in counts):
+            problems.add(f'{where} has RLE counts that are not non-negative integers')
+        elif sum(counts) != size[0] * size[1]:
+            problems.add(f'{where} has RLE counts summing to {sum(counts)} pixels, not '
+                         f'{size[0]}x{size[1]}={size[0] * size[1]}')
+        return
+    if not isinstance(counts, (str, bytes)):
+        problems.add(f'{where} has RLE counts of type {type(counts).__name__}')
+        return
+    try:
+        runs = _rle_string_counts(counts.encode() if isinstance(counts, str) else counts)
+    except ValueError as e:
+        problems.add(f'{where} has a compressed RLE that does not decode: {e}')
+        return
+    if any(r < 0 for r in runs) or sum(runs) != size[0] * size[1]:
+        problems.add(f'{where} has a compressed RLE whose runs cover {sum(runs)} pixels, not '
+                     f'{size[0]}x{size[1]}={size[0] * size[1]} (or a negative run)')
+
+
+def _rle_string_counts(data: bytes) -> List[int]:
+    """The run lengths of a COCO compressed RLE string.
+
+    COCO's format: each run is a signed number in 5-bit groups, least
+    significant first, each group + 48 as one character, bit 0x20 meaning
+    "more groups follow"; from the third run on, a run is stored as the
+    difference to the run two before. pycocotools decodes a cut or
+    malformed string to a full-size mask of garbage, so the lengths are
+    checked here.
+    """
+    counts: List[int] = []
+    pos = 0
+    while pos < len(data):
+        value, shift, more = 0, 0, True
+        while more:
+            if pos >= len(data):
+                raise ValueError('the string ends inside a run length (truncated?)')
+            c = data[pos] - 48
+            if not 0 <= c < 64:
+                raise ValueError(f'character {chr(data[pos])!r} at {pos} is not RLE')
+            value |= (c & 0x1f) << shift
+            more = bool(c & 0x20)
+            pos += 1
+            shift += 5
+            if not more and c & 0x10:
+                value |= -1 << shift
+        if len(counts) > 2:
+            value += counts[-2]
+        counts.append(value)
+    return counts
+
+
+def check_coco_instances(ann_file: str, img_dir: str, check_images: bool = True,
+                         check_files: bool = True, logger: Any = 'current'
+                         ) -> Dict[str, int]:
+    """Check a COCO instances file: structure, ids, boxes, masks, image files.
+
+    Refused (:class:`DatasetError`): a missing ``images``/``annotations``/
+    ``categories`` list, duplicate image ids, an annotation of an unknown
+    image or category, a box that is not 4 finite numbers, has a negative
+    width or height, or lies outside its image, a polygon or RLE mask that
+    does not fit its image. Boxes narrower or lower than 1 px, which mmdet's
+    ``CocoDataset`` drops from training without a word, are counted and
+    named in a warning (and in the returned ``dropped_by_mmdet``).
+    """
     problems = _Problems(ann_file)
     data = load_json(ann_file, problems)
     problems.raise_if_any()
     images, cats = _coco_index(data, ann_file, problems)
-    anns = data.get('annotations') or []
+    anns = data.get('annotations') or [] if isinstance(data, dict) else []
+    tiny = []
     for ann in anns:
         aid = ann.get('id', '?') if isinstance(ann, dict) else '?'
         where = f'{ann_file}: annotation id {aid}'
@@ -227,24 +324,42 @@ def check_coco_instances(ann_file: str, img_dir: str,
             problems.add(f'{where} has category_id {ann.get("category_id")!r}, not in '
                          f'"categories" (ids {sorted(cats)})')
         bbox = ann.get('bbox')
-        if not (isinstance(bbox, list) and len(bbox) == 4
-                and all(isinstance(v, (int, float)) for v in bbox)):
-            problems.add(f'{where} has bbox {bbox!r}; expected [x, y, width, height]')
+        if not _finite_numbers(bbox, 4):
+            problems.add(f'{where} has bbox {bbox!r}; expected [x, y, width, height] of '
+                         'finite numbers')
             continue
         x, y, w, h = bbox
         img = images.get(ann.get('image_id'), {})
+        if ann.get('segmentation') is not None:
+            _check_segmentation(ann['segmentation'], img, where, problems)
         W, H = img.get('width', float('inf')), img.get('height', float('inf'))
-        if w <= 0 or h <= 0 or x < -1 or y < -1 or x + w > W + 1 or y + h > H + 1:
-            problems.add(f'{where} has bbox {bbox}, empty or outside its {W}x{H} image')
-    _check_image_files(images, img_dir, problems, check_images)
+        if w < 0 or h < 0:
+            problems.add(f'{where} has bbox {bbox} with a negative width or height '
+                         '(COCO boxes are [x, y, width, height], not corners)')
+        elif x < -1 or y < -1 or x + w > W + 1 or y + h > H + 1:
+            problems.add(f'{where} has bbox {bbox}, outside its {W}x{H} image')
+        elif w < 1 or h < 1:
+            tiny.append(aid)
+        if not _finite_numbers([ann.get('area')], 1):
+            problems.add(f'{where} has area {ann.get("area")!r}; mmdet needs a finite number')
+        elif ann['area'] <= 0 and not (w < 1 or h < 1):
+            tiny.append(aid)
+    _check_image_files(images, img_dir, problems, check_images, check_files)
     problems.raise_if_any()
-    return {'images': len(images), 'annotations': len(anns)}
+    if tiny:
+        from mmengine.logging import print_log
+        print_log(f'{ann_file}: {len(tiny)} annotation(s) have a box narrower or lower than '
+                  f'1 px, or an area <= 0, which mmdet\'s CocoDataset drops from training: ids {tiny[:10]}'
+                  + (' ...' if len(tiny) > 10 else ''), logger=logger, level=logging.WARNING)
+    return {'images': len(images), 'annotations': len(anns), 'dropped_by_mmdet': len(tiny)}
 
 
 def check_coco_panoptic(ann_file: str, img_dir: str, seg_dir: str,
-                        check_images: bool = True) -> Dict[str, int]:
+                        check_images: bool = True, check_files: bool = True
+                        ) -> Dict[str, int]:
     """Check a COCO panoptic file against its PNGs: every listed segment id
-    is in the PNG, every PNG id is listed, categories exist, sizes agree."""
+    is in the PNG, every PNG id is listed, categories exist, sizes agree.
+    Without ``check_files`` the JSON only (no PNG or image is opened)."""
     problems = _Problems(ann_file)
     data = load_json(ann_file, problems)
     problems.raise_if_any()
@@ -264,6 +379,8 @@ def check_coco_panoptic(ann_file: str, img_dir: str, seg_dir: str,
                 problems.add(f'{where}: segment {seg.get("id")} has category_id '
                              f'{seg.get("category_id")!r}, not in "categories"')
             listed[seg.get('id')] = seg
+        if not check_files:
+            continue
         arr = read_image(png, problems, what='panoptic PNG')
         if arr is None:
             continue
@@ -281,7 +398,7 @@ def check_coco_panoptic(ann_file: str, img_dir: str, seg_dir: str,
         if img and (img.get('height'), img.get('width')) != tuple(arr.shape[:2]):
             problems.add(f'panoptic PNG {png} is {arr.shape[0]}x{arr.shape[1]} but image '
                          f'{img["id"]} is {img.get("height")}x{img.get("width")}')
-    _check_image_files(images, img_dir, problems, check_images)
+    _check_image_files(images, img_dir, problems, check_images, check_files)
     problems.raise_if_any()
     return {'images': len(images), 'annotations': len(anns)}
 
@@ -310,15 +427,23 @@ def _num_classes(cfg: dict, registry_scope: str) -> Optional[int]:
     return len(classes) if classes is not None else None
 
 
-def check_dataset_cfg(cfg: dict, check_images: bool = True) -> Optional[Dict[str, int]]:
-    """Run the check matching a dataset config's ``type``; None if unknown."""
+def check_dataset_cfg(cfg: dict, check_images: bool = True,
+                      check_files: bool = True) -> Optional[Dict[str, int]]:
+    """Run the check matching a dataset config's ``type``; None if unknown.
+
+    ``check_images`` decodes every image and label map; ``check_files``
+    (implied by ``check_images``) looks for every file. With neither, only
+    the annotation files are read (cheap: what ``tools/train.py`` always
+    runs); label maps are then not read, so semantic data are not checked.
+    """
+    check_files = check_files or check_images
     kind = str(cfg.get('type', '')).split('.')[-1]
     root = cfg.get('data_root', '') or ''
     if kind in ('RepeatDataset', 'ClassBalancedDataset'):
-        return check_dataset_cfg(cfg['dataset'], check_images)
+        return check_dataset_cfg(cfg['dataset'], check_images, check_files)
     if kind == 'ConcatDataset':
         for sub in cfg['datasets']:
-            check_dataset_cfg(sub, check_images)
+            check_dataset_cfg(sub, check_images, check_files)
         return {}
     if kind in ('CustomDataset', 'ImageNet'):
         prefix = cfg.get('data_prefix', '')
@@ -326,16 +451,20 @@ def check_dataset_cfg(cfg: dict, check_images: bool = True) -> Optional[Dict[str
         if not cfg.get('ann_file'):
             return None  # folder mode: mmpretrain derives labels from folders
         return check_classification(root, cfg['ann_file'], prefix,
-                                    _num_classes(cfg, 'mmpretrain'), check_images)
+                                    _num_classes(cfg, 'mmpretrain'), check_images, check_files)
     if kind == 'CocoPanopticDataset':
         prefix = cfg.get('data_prefix', {})
         return check_coco_panoptic(_join(root, cfg['ann_file']),
                                    _join(root, prefix.get('img', '')),
-                                   _join(root, prefix.get('seg', '')), check_images)
+                                   _join(root, prefix.get('seg', '')), check_images,
+                                   check_files)
     if kind == 'CocoDataset':
         prefix = cfg.get('data_prefix', {})
         return check_coco_instances(_join(root, cfg['ann_file']),
-                                    _join(root, prefix.get('img', '')), check_images)
+                                    _join(root, prefix.get('img', '')), check_images,
+                                    check_files)
+    if not check_files:
+        return None
     if kind.endswith('SegDataset') or kind in ('ADE20KDataset', 'CityscapesDataset'):
         prefix = cfg.get('data_prefix', {})
         num = _num_classes(cfg, 'mmseg')

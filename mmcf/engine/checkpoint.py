@@ -53,7 +53,7 @@ import os.path as osp
 import pickle
 import re
 from collections import deque
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -207,6 +207,23 @@ class AtomicLocalBackend(LocalBackend):
 register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
 
 
+class _DeferredRemoval:
+    """A file backend whose ``remove``/``rmtree`` only note the path."""
+
+    def __init__(self, backend) -> None:
+        self._backend = backend
+        self.paths: List[str] = []
+
+    def remove(self, path) -> None:
+        self.paths.append(path)
+
+    def rmtree(self, path) -> None:
+        self.paths.append(path)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
     """``CheckpointHook`` whose checkpoints are complete or absent.
@@ -219,6 +236,9 @@ class AtomicCheckpointHook(CheckpointHook):
       names is complete;
     * checkpoints beyond ``max_keep_ckpts`` are deleted after the new one is
       saved, never before, so a kill at any moment leaves a complete one;
+    * the previous best checkpoint (``save_best``) is deleted only after the
+      new best and the checkpoint recording it are complete (mmengine deletes
+      it first), so a kill during a best save leaves the previous best;
     * temporary files of a run killed while saving are deleted before
       training starts.
     """
@@ -235,6 +255,28 @@ class AtomicCheckpointHook(CheckpointHook):
             for path in remove_stale_temporaries(self.out_dir):
                 runner.logger.warning(
                     f'removed {path}: a checkpoint write interrupted in an earlier run')
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        # mmengine removes the previous best before it writes the new one;
+        # record those removals and carry them out once the new best and the
+        # periodic checkpoint that names it (re-saved by mmengine) are written
+        backend = self.file_backend
+        deferred = _DeferredRemoval(backend)
+        self.file_backend = deferred
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+        finally:
+            self.file_backend = backend
+        current = {str(p) for p in [getattr(self, 'best_ckpt_path', None),
+                                    *(getattr(self, 'best_ckpt_path_dict', None) or {}).values()]
+                   if p}
+        for path in deferred.paths:
+            if str(path) in current:
+                continue
+            if backend.isfile(path):
+                backend.remove(path)
+            elif backend.isdir(path):
+                backend.rmtree(path)
 
     def _save_checkpoint_with_step(self, runner, step: int, meta: dict) -> None:
         drop: List[int] = []
@@ -286,10 +328,14 @@ def load_checkpoint_file(path: str, require: Sequence[str] = ('state_dict', )) -
         ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:  # noqa: BLE001  (torch raises many types here)
         text = str(e).strip().splitlines()[0] if str(e).strip() else ''
-        if 'Unsupported global' in str(e) or 'allows getattr only' in str(e):
-            why = 'it holds an object other than tensors and plain containers, which '\
-                  'safe loading (weights_only=True) refuses'
-            raise CheckpointError(f'checkpoint {path} is refused: {why} ({_unsafe_global(e)})') from e
+        refused = _unsafe_global(e)
+        if refused is not None:
+            raise CheckpointError(
+                f'checkpoint {path} is refused: it holds code or objects other than '
+                f'tensors and plain containers ({refused}), which safe loading '
+                '(weights_only=True) refuses to unpickle. Use a checkpoint from a source '
+                'you trust, or re-save its weights alone (the "state_dict" of tensors).'
+            ) from e
         raise CheckpointError(
             f'checkpoint {path} cannot be read (truncated or corrupt?): '
             f'{type(e).__name__}: {text}') from e
@@ -302,10 +348,23 @@ def load_checkpoint_file(path: str, require: Sequence[str] = ('state_dict', )) -
     return ckpt
 
 
-def _unsafe_global(err: Exception) -> str:
-    """The 'Unsupported global: ...' part of torch's refusal, if present."""
-    m = re.search(r'Unsupported global: GLOBAL [^\s]+', str(err))
-    return m.group(0) if m else str(err).splitlines()[0]
+#: torch's wordings of a refused global: "Unsupported global: GLOBAL os.system
+#: was not an allowed global by default" (torch 2.4-2.5) and "Trying to load
+#: unsupported GLOBAL posix.system whose module posix is blocked" (torch >= 2.6)
+_UNSAFE_GLOBAL = re.compile(r'unsupported global:?\s+(?:GLOBAL\s+)?([\w.]+)', re.IGNORECASE)
+
+
+def _unsafe_global(err: Exception) -> Optional[str]:
+    """What safe loading refused, from torch's message: ``global posix.system``
+    or mmcf's getattr refusal; None for any other error (a corrupt file)."""
+    text = str(err)
+    m = _UNSAFE_GLOBAL.search(text)
+    if m:
+        return f'global {m.group(1)}'
+    if 'allows getattr only' in text:
+        m = re.search(r'checkpoint asks for getattr\([^\n]*?\)', text)
+        return m.group(0) if m else 'a getattr call'
+    return None
 
 
 def _candidates(work_dir: str) -> List[str]:
@@ -313,9 +372,16 @@ def _candidates(work_dir: str) -> List[str]:
     found = []
     pointer = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(pointer):
-        with open(pointer) as f:
-            named = f.read().strip()
-        if named:
+        with open(pointer, 'rb') as f:
+            raw = f.read()
+        try:
+            named = raw.decode('utf-8').strip()
+        except UnicodeDecodeError:
+            print_log(f'{pointer} is not UTF-8 text ({len(raw)} bytes; damaged?): ignoring '
+                      'it and taking the newest epoch_N/iter_N checkpoint', logger='current',
+                      level=logging.WARNING)
+            named = ''
+        if named and '\x00' not in named:
             found.append(named if osp.isabs(named) else osp.join(work_dir, osp.basename(named)))
     numbered = []
     if osp.isdir(work_dir):
@@ -348,14 +414,10 @@ def find_resume_checkpoint(work_dir: str,
     return None
 
 
-def check_checkpoint_matches_model(model: torch.nn.Module, ckpt: Dict[str, Any],
-                                   path: str) -> None:
-    """Refuse a checkpoint whose weights do not fit ``model`` (strictly).
-
-    mmengine loads weights with ``strict=False`` when resuming and testing,
-    so a checkpoint of another architecture only logs warnings and the run
-    goes on with random weights. This names the first mismatching keys.
-    """
+def checkpoint_mismatch(model: torch.nn.Module, ckpt: Dict[str, Any]
+                        ) -> Tuple[List[str], List[str], List[str]]:
+    """``(missing, unexpected, wrong_shape)`` of the checkpoint's weights
+    against ``model``'s (a ``module.`` prefix of DDP is ignored)."""
     module = getattr(model, 'module', model)
     state = ckpt.get('state_dict', ckpt)
     state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
@@ -364,14 +426,70 @@ def check_checkpoint_matches_model(model: torch.nn.Module, ckpt: Dict[str, Any],
     unexpected = [k for k in state if k not in own]
     wrong = [f'{k} {tuple(state[k].shape)} vs model {tuple(v.shape)}' for k, v in own.items()
              if k in state and hasattr(state[k], 'shape') and tuple(state[k].shape) != tuple(v.shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        if wrong:
-            parts.append(f'{len(wrong)} shape mismatches, e.g. {wrong[:3]}')
-        if missing:
-            parts.append(f'{len(missing)} model weights missing, e.g. {missing[:3]}')
-        if unexpected:
-            parts.append(f'{len(unexpected)} unexpected weights, e.g. {unexpected[:3]}')
+    return missing, unexpected, wrong
+
+
+def _mismatch_text(missing: List[str], unexpected: List[str], wrong: List[str]) -> str:
+    parts = []
+    if wrong:
+        parts.append(f'{len(wrong)} shape mismatches, e.g. {wrong[:3]}')
+    if missing:
+        parts.append(f'{len(missing)} model weights missing, e.g. {missing[:3]}')
+    if unexpected:
+        parts.append(f'{len(unexpected)} unexpected weights, e.g. {unexpected[:3]}')
+    return '; '.join(parts)
+
+
+def check_checkpoint_matches_model(model: torch.nn.Module, ckpt: Dict[str, Any],
+                                   path: str, strict: bool = True,
+                                   logger: Union[str, logging.Logger] = 'current') -> None:
+    """Refuse a checkpoint whose weights do not fit ``model``.
+
+    mmengine loads weights with ``strict=False`` when resuming, testing and
+    for ``load_from``, so a checkpoint of another architecture only logs
+    warnings and the run goes on with random weights. ``strict`` (resume,
+    test) refuses any mismatch, naming the first keys. Not ``strict``
+    (``load_from``, where fine-tuning with another head is common): refused
+    when fewer than half of the model's weights would load (another
+    architecture), else a warning counting the weights that keep their
+    initial values.
+    """
+    module = getattr(model, 'module', model)
+    missing, unexpected, wrong = checkpoint_mismatch(model, ckpt)
+    if not (missing or unexpected or wrong):
+        return
+    total = len(module.state_dict())
+    loaded = total - len(missing) - len(wrong)
+    text = _mismatch_text(missing, unexpected, wrong)
+    if strict or loaded * 2 < total:
         raise CheckpointError(
             f'checkpoint {path} does not match the model {type(module).__name__} of the '
-            f'config (another architecture?): ' + '; '.join(parts))
+            f'config (another architecture?): only {loaded} of its {total} weights would '
+            f'load; ' + text)
+    print_log(f'load_from {path}: {total - loaded} of the {total} weights of '
+              f'{type(module).__name__} are NOT loaded and keep their initial values; '
+              + text, logger=logger, level=logging.WARNING)
+
+
+def check_checkpoint_finite(ckpt: Dict[str, Any], path: str) -> None:
+    """Refuse a checkpoint whose weights hold NaN or infinity (a diverged
+    run): evaluating it scores 0 without a word, resuming it trains on NaN."""
+    state = ckpt.get('state_dict', ckpt)
+    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor)
+           and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(
+            f'checkpoint {path} holds NaN or infinite values in {len(bad)} weight tensor(s), '
+            f'e.g. {bad[:3]}: the run that saved it diverged; take an earlier checkpoint')
+
+
+#: what a checkpoint needs besides its weights to resume training exactly
+RESUME_KEYS = ('meta', 'optimizer', 'param_schedulers')
+
+
+def missing_resume_state(ckpt: Dict[str, Any], need_schedulers: bool = True) -> List[str]:
+    """The training-state entries (optimizer, schedulers, counters) that a
+    checkpoint lacks: a ``best_*.pth`` or a ``save_optimizer=False``
+    checkpoint holds weights only."""
+    keys = [k for k in RESUME_KEYS if need_schedulers or k != 'param_schedulers']
+    return [k for k in keys if k not in ckpt]

@@ -13,7 +13,8 @@ from mmengine.runner import load_checkpoint
 from ..models.utils import loads_pretrained, quiet_init_report
 
 # transforms that need annotation files; dropped when running on bare images
-ANNOTATION_TRANSFORMS = ('LoadAnnotations', 'CheckSegSize', 'LoadPanopticAnnotations')
+ANNOTATION_TRANSFORMS = ('LoadAnnotations', 'LoadSegAnnotations', 'CheckSegSize',
+                         'LoadPanopticAnnotations')
 
 
 def build_model_from_cfg(cfg: Config, checkpoint: Optional[str] = None,

@@ -37,13 +37,150 @@ def check_cfg_option_keys(cfg: Config, keys: Optional[Iterable[str]]) -> None:
             raise KeyError(f'--cfg-options {key}: the config has no key {top!r}{hint}')
 
 
+# registries to look a ``type`` up in, by the first component of its key
+_REGISTRY_BY_ROOT = {
+    'model': ('MODELS', 'TASK_UTILS'), 'default_hooks': ('HOOKS', ),
+    'custom_hooks': ('HOOKS', ), 'optim_wrapper': ('OPTIM_WRAPPERS', 'OPTIMIZERS'),
+    'param_scheduler': ('PARAM_SCHEDULERS', ), 'val_evaluator': ('METRICS', 'EVALUATOR'),
+    'test_evaluator': ('METRICS', 'EVALUATOR'), 'visualizer': ('VISUALIZERS', 'VISBACKENDS'),
+    'log_processor': ('LOG_PROCESSORS', ), 'train_cfg': ('LOOPS', ), 'val_cfg': ('LOOPS', ),
+    'test_cfg': ('LOOPS', ), 'model_wrapper_cfg': ('MODEL_WRAPPERS', ),
+}
+_ALL_REGISTRIES = ('MODELS', 'TASK_UTILS', 'TRANSFORMS', 'DATASETS', 'DATA_SAMPLERS', 'HOOKS',
+                   'OPTIM_WRAPPERS', 'OPTIMIZERS', 'PARAM_SCHEDULERS', 'METRICS', 'EVALUATOR',
+                   'LOOPS', 'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS', 'MODEL_WRAPPERS')
+
+
+def _find_class(type_: object, scope: Optional[str], preferred: Iterable[str]):
+    """The class a ``type`` names, looked up as the runner would; None if
+    not found (then its arguments are not checked)."""
+    if inspect.isclass(type_):
+        return type_
+    if not isinstance(type_, str):
+        return None
+    import mmengine.registry as registries
+    names = list(preferred) + [n for n in _ALL_REGISTRIES if n not in preferred]
+    for name in names:
+        registry = getattr(registries, name)
+        try:
+            with registry.switch_scope_and_registry(scope) as reg:
+                cls = reg.get(type_)
+        except Exception:  # noqa: BLE001  (a scope whose package is absent)
+            cls = None
+        if cls is not None:
+            return cls
+    return None
+
+
+def accepted_arguments(cls) -> Optional[set]:
+    """The keyword arguments ``cls(...)`` accepts; None when it takes any.
+
+    An ``__init__`` with ``**kwargs`` passes them on to its base class, so
+    the bases' arguments are added, along the MRO, up to a base that takes
+    no ``**kwargs``; ``object`` and ``torch.nn.Module`` accept none
+    (mmengine's ``CheckpointHook`` forwards its ``**kwargs`` to
+    ``Runner.save_checkpoint``, which takes none either).
+    """
+    import torch.nn as nn
+    if not inspect.isclass(cls):
+        try:
+            params = inspect.signature(cls).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        if any(p.kind == p.VAR_KEYWORD for p in params):
+            return None
+        return {p.name for p in params}
+    accepted: set = set()
+    for klass in cls.__mro__:
+        if '__init__' not in vars(klass):
+            continue
+        if klass in (object, nn.Module):
+            return accepted
+        try:
+            params = inspect.signature(vars(klass)['__init__']).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        accepted |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD,
+                                                          p.KEYWORD_ONLY)} - {'self'}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            return accepted
+    return accepted
+
+
+def _implied_type(root: str, node: dict) -> Optional[str]:
+    """The class the runner builds from a dict without ``type``."""
+    if root == 'train_cfg':
+        return 'EpochBasedTrainLoop' if node.get('by_epoch', 'max_epochs' in node) \
+            else 'IterBasedTrainLoop'
+    if root in ('val_cfg', 'test_cfg'):
+        return {'val_cfg': 'ValLoop', 'test_cfg': 'TestLoop'}[root]
+    if root == 'optim_wrapper':
+        return 'OptimWrapper'
+    return None
+
+
+def check_cfg_option_args(cfg: Config, keys: Optional[Iterable[str]]) -> None:
+    """Refuse ``--cfg-options`` keys that no class along their path takes.
+
+    Call after merging. For each key, every dict on its path that names a
+    ``type`` (or is a loop or optimizer wrapper config, which the runner
+    builds without one) must take the next component as an argument of its
+    class's ``__init__`` (see :func:`accepted_arguments`): a misspelt hook
+    option such as ``default_hooks.checkpoint.max_keep_ckpt`` is otherwise
+    accepted and fails at the first save, after a whole epoch of training.
+    Types not found in any registry are not checked.
+
+    Raises:
+        KeyError: naming the key, the class and the closest arguments.
+    """
+    scope = cfg.get('default_scope', None)
+    for key in keys or ():
+        parts = key.split('.')
+        node: object = cfg._cfg_dict if isinstance(cfg, Config) else cfg
+        preferred = _REGISTRY_BY_ROOT.get(parts[0], ())
+        for depth, part in enumerate(parts):
+            if isinstance(node, (list, tuple)):
+                try:
+                    node = node[int(part)]
+                except (ValueError, IndexError):
+                    break
+                continue
+            if not isinstance(node, dict) or part not in node:
+                break
+            if depth > 0:
+                here = parts[depth - 1]
+                if here == 'pipeline' or parts[0].endswith('pipeline'):
+                    preferred = ('TRANSFORMS', )
+                elif here == 'dataset' or here == 'datasets':
+                    preferred = ('DATASETS', )
+                elif here == 'sampler':
+                    preferred = ('DATA_SAMPLERS', )
+                elif here == 'optimizer':
+                    preferred = ('OPTIMIZERS', )
+            type_ = node.get('type', None) if depth > 0 else None
+            if type_ is None and depth == 1:
+                type_ = _implied_type(parts[0], node)
+            if part not in ('type', '_scope_') and type_ is not None:
+                cls = _find_class(type_, scope, preferred)
+                accepted = accepted_arguments(cls) if cls is not None else None
+                if accepted is not None and part not in accepted:
+                    close = difflib.get_close_matches(part, sorted(accepted), n=3)
+                    hint = f'; did you mean {close}?' if close else ''
+                    raise KeyError(
+                        f'--cfg-options {key}: {getattr(cls, "__name__", cls)} (at '
+                        f'{".".join(parts[:depth]) or "top level"}) takes no argument '
+                        f'{part!r}{hint}')
+            node = node[part]
+
+
 def load_config(path: str, cfg_options: Optional[dict] = None, launcher: str = 'none',
                 work_dir: Optional[str] = None) -> Config:
     """Read a config, apply ``--cfg-options``, the launcher and the work dir.
 
     A syntax error names the config file (mmengine reports ``<unknown>``);
-    misspelt ``--cfg-options`` keys are refused before merging
-    (:func:`check_cfg_option_keys`). The work dir is the one given, else the
+    misspelt ``--cfg-options`` keys are refused: top-level ones before merging
+    (:func:`check_cfg_option_keys`), arguments of a hook, model, transform,
+    loop... after (:func:`check_cfg_option_args`). The work dir is the one given, else the
     config's, else ``./work_dirs/<config name>``.
     """
     if not osp.isfile(path):
@@ -56,6 +193,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None, launcher: str = '
     check_cfg_option_keys(cfg, (cfg_options or {}).keys())
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+        check_cfg_option_args(cfg, cfg_options.keys())
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:

@@ -120,3 +120,108 @@ def test_getattr_only_reaches_history_buffer_statistics(tmp_path, target, name):
     # the statistics methods themselves load
     torch.save({'m': GetattrPayload(HistoryBuffer, 'mean')}, path)
     assert torch.load(path, map_location='cpu')['m'] is HistoryBuffer.mean
+
+
+# --------------------------------------------------------------------------
+# refusals that name their cause
+# --------------------------------------------------------------------------
+def test_code_payload_is_refused_with_a_plain_message(tmp_path):
+    """torch 2.13 words the refusal "unsupported GLOBAL posix.system whose
+    module posix is blocked"; the message names the global, says what the
+    file holds and never suggests turning safe loading off."""
+    from mmcf.engine import CheckpointError, load_checkpoint_file
+    path = tmp_path / 'payload.pth'
+    torch.save({'state_dict': {}, 'meta': {'x': Payload()}}, path)
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint_file(str(path))
+    text = str(e.value)
+    assert f'checkpoint {path} is refused: it holds code or objects' in text
+    assert f'global {os.system.__module__}.system' in text  # posix.system
+    assert 'weights_only=False' not in text and 'will likely succeed' not in text
+    assert 'truncated or corrupt' not in text
+
+
+@pytest.mark.parametrize('message,named', [
+    ('Unsupported global: GLOBAL os.system was not an allowed global by default.',
+     'global os.system'),
+    ('Trying to load unsupported GLOBAL posix.system whose module posix is blocked.',
+     'global posix.system'),
+    ('invalid load key, \'x\'.', None)])
+def test_unsafe_global_wordings(message, named):
+    from mmcf.engine.checkpoint import _unsafe_global
+    assert _unsafe_global(pickle.UnpicklingError('Weights only load failed.\n' + message)) \
+        == named
+
+
+def test_nan_weights_are_refused(tmp_path):
+    from mmcf.engine import CheckpointError, check_checkpoint_finite
+    state = ClusterFormer('test').state_dict()
+    check_checkpoint_finite({'state_dict': state}, 'ok.pth')
+    state['patch_embed.projection.weight'][0, 0, 0, 0] = float('nan')
+    with pytest.raises(CheckpointError, match=r'nan\.pth holds NaN or infinite values in 1 '
+                       r"weight tensor\(s\), e.g. \['patch_embed\.projection\.weight'\]"):
+        check_checkpoint_finite({'state_dict': state}, 'nan.pth')
+
+
+def test_load_from_with_another_head_warns_with_the_count():
+    """Fine-tuning with another head (more than half of the weights load):
+    a warning counting the weights left at their initial values."""
+    from mmengine.logging import MMLogger
+    from mmcf.engine import check_checkpoint_matches_model
+    model = ClusterFormer('test')
+    state = dict(model.state_dict())
+    state['patch_embed.projection.weight'] = torch.zeros(1, 3, 4, 4)
+    logger = MMLogger.get_instance('mmcf-load-from-test')
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        check_checkpoint_matches_model(model, {'state_dict': state}, 'ft.pth', strict=False,
+                                       logger=logger)
+    finally:
+        logger.removeHandler(handler)
+    text = '\n'.join(r.getMessage() for r in records)
+    total = len(model.state_dict())
+    assert f'load_from ft.pth: 1 of the {total} weights of ClusterFormer are NOT loaded' in text
+    assert '1 shape mismatches' in text
+
+
+# --------------------------------------------------------------------------
+# the work-dir lock
+# --------------------------------------------------------------------------
+def test_work_dir_lock_refuses_a_live_holder_and_takes_over_a_stale_one(tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+    from mmcf.engine import WorkDirLock, WorkDirLockedError
+    work = tmp_path / 'work'
+    with WorkDirLock(str(work)):
+        # another open of the lock file (another run) is refused while held
+        with pytest.raises(WorkDirLockedError,
+                           match=rf'{work} is in use by another training \(pid {os.getpid()} '
+                           rf'on host {socket.gethostname()}'):
+            WorkDirLock(str(work)).acquire()
+    # released: the next run gets it without a word
+    lock = WorkDirLock(str(work)).acquire()
+    lock.release()
+    # a lock file left by a process that died (no flock held): taken over
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    (work / '.mmcf-train.lock').write_text(json.dumps(
+        dict(pid=dead.pid, host=socket.gethostname(), started='then')))
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_instance('mmcf-lock-test')
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        lock = WorkDirLock(str(work), logger=logger).acquire()
+    finally:
+        logger.removeHandler(handler)
+    assert json.loads((work / '.mmcf-train.lock').read_text())['pid'] == os.getpid()
+    lock.release()
+    assert f'taking over the lock of a run that is no longer running (pid {dead.pid}' in \
+        records[0].getMessage()

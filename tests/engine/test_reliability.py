@@ -14,6 +14,7 @@ What runs on which demo (``demo_configs.DEMOS``) and why:
   every task);
 * bf16 for 50 iterations on every demo.
 """
+import contextlib
 import json
 import logging
 import math
@@ -22,6 +23,7 @@ import os.path as osp
 import shutil
 import signal
 import socket
+import time
 
 import pytest
 import torch
@@ -29,9 +31,9 @@ from mmengine.config import Config
 
 from demo_configs import DEMOS
 from fault_injection import KILL_DURING_SAVE_ENV, with_fault_injection
-from helpers import ROOT, default_scope_kept, load_tool, python, run
+from helpers import ROOT, default_scope_kept, load_tool, mim_runs_this_checkout, python, run
 
-from mmcf.engine import find_resume_checkpoint, load_checkpoint_file
+from mmcf.engine import CheckpointError, find_resume_checkpoint, load_checkpoint_file
 
 IDS = [d.name for d in DEMOS]
 CLS = DEMOS[0]
@@ -116,6 +118,22 @@ def reference_runs(shapes_root, tmp_path_factory):
             done[demo.name] = work
         return done[demo.name]
     return get
+
+
+@contextlib.contextmanager
+def _logged():
+    """The records logged through mmengine's current logger (print_log's
+    'current'), as a list filled while the block runs."""
+    from mmengine.logging import MMLogger
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
 
 
 def _last_checkpoint(work):
@@ -276,6 +294,8 @@ def test_dist_train_sh_on_cpu_matches_one_process(dist_setup, tmp_path):
 
 
 def test_mim_train_launcher_pytorch_gpus_2_on_cpu(dist_setup, tmp_path):
+    if not mim_runs_this_checkout():
+        pytest.skip('mim would run the installed mmcf of another checkout, not this one')
     config, options, one = dist_setup
     mim = osp.join(osp.dirname(python()), 'mim')
     work = tmp_path / 'mim'
@@ -354,3 +374,166 @@ def test_clustering_softmax_stable_with_huge_logits(autocast):
         assert torch.allclose(sums, torch.ones_like(sums), atol=1e-2)
     out.float().sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in layer.parameters())
+
+
+# --------------------------------------------------------------------------
+# the best checkpoint, one run per work dir, what --resume accepts
+# --------------------------------------------------------------------------
+def _best_args(shapes_root, work, epochs):
+    """The classification demo validating after every epoch with
+    ``EvalCountMetric`` (1, 2, ...: every validation is a new best)."""
+    return ['--work-dir', str(work), '--cfg-options', *CLS.data_options(shapes_root),
+            f'train_cfg.max_epochs={epochs}', 'train_cfg.val_interval=1',
+            f'train_dataloader.batch_size={CLS.batch_size}',
+            'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=2',
+            'default_hooks.checkpoint.save_best=fault/count',
+            'default_hooks.checkpoint.rule=greater', *DETERMINISTIC]
+
+
+def test_killed_while_writing_the_best_checkpoint_keeps_the_previous_best(
+        shapes_root, tmp_path):
+    """mmengine deletes the previous best before writing the new one. SIGKILL
+    half way through writing the second best: the first best is intact,
+    ``last_checkpoint`` names a complete checkpoint, and ``--resume`` goes on
+    (and cleans the half-written temporary)."""
+    work = tmp_path / 'work'
+    config = with_fault_injection(CLS.config, str(tmp_path / 'cfg'), [],
+                                  val_evaluator=dict(type='EvalCountMetric', _delete_=True))
+    first, second = 'best_fault_count_epoch_1.pth', 'best_fault_count_epoch_2.pth'
+    code, out = run([python(), osp.join(ROOT, 'tools', 'train.py'), config,
+                     *_best_args(shapes_root, work, 2)],
+                    env={KILL_DURING_SAVE_ENV: second}, check=False, timeout=300)
+    assert code == -signal.SIGKILL, f'expected SIGKILL, got {code}:\n{out[-3000:]}'
+    assert 'The best checkpoint with 1.0000 fault/count at 1 epoch is saved' in out
+    assert not (work / second).exists()
+    best = load_checkpoint_file(str(work / first), require=('state_dict', 'meta'))
+    assert best['meta']['epoch'] == 1
+    assert _last_checkpoint(work) == 'epoch_2.pth'
+    assert load_checkpoint_file(str(work / 'epoch_2.pth'))['meta']['epoch'] == 2
+    assert [n for n in _temporaries(work) if n.startswith('.' + second)]
+
+    # resume (in this process: the kill switch is not installed here)
+    _train_here([config, '--resume', *_best_args(shapes_root, work, 3)])
+    assert _temporaries(work) == []
+    assert (work / first).exists(), 'the previous best was lost'
+    assert load_checkpoint_file(str(work / first))['meta']['epoch'] == 1
+    assert _last_checkpoint(work) == 'epoch_3.pth'
+
+
+def test_new_best_replaces_the_previous_one_only_when_complete(shapes_root, tmp_path):
+    """Without a kill the previous best is still removed, after the new one."""
+    work = tmp_path / 'work'
+    config = with_fault_injection(CLS.config, str(tmp_path / 'cfg'), [],
+                                  val_evaluator=dict(type='EvalCountMetric', _delete_=True))
+    from fault_injection import EvalCountMetric
+    EvalCountMetric.evaluations = 0
+    _train_here([config, *_best_args(shapes_root, work, 2)])
+    bests = sorted(n for n in os.listdir(work) if n.startswith('best_'))
+    assert bests == ['best_fault_count_epoch_2.pth']
+    ckpt = load_checkpoint_file(str(work / 'epoch_2.pth'))
+    assert ckpt['message_hub']['runtime_info']['best_ckpt'].endswith(bests[0])
+
+
+def test_two_trainings_into_one_work_dir(shapes_root, tmp_path):
+    """A second training into a work dir held by a live run is refused,
+    naming the run (pid, host); once that run is SIGKILLed its lock is
+    stale and the next run takes it over."""
+    import subprocess
+    work = tmp_path / 'work'
+    marker = tmp_path / 'holding'
+    config = with_fault_injection(CLS.config, str(tmp_path / 'cfg'),
+                                  [dict(type='HoldAtStartHook', marker=str(marker))])
+    argv = _args(CLS, shapes_root, work)
+    env = {**os.environ, 'OMP_NUM_THREADS': '1',
+           'PYTHONPATH': os.pathsep.join([osp.join(ROOT, 'tests'),
+                                          os.environ.get('PYTHONPATH', '')])}
+    first = subprocess.Popen([python(), osp.join(ROOT, 'tools', 'train.py'), config,
+                              *argv[1:]], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            if marker.exists() or first.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert marker.exists(), f'the first run did not start (exit {first.poll()})'
+        from mmcf.engine import WorkDirLockedError
+        with pytest.raises(WorkDirLockedError,
+                           match=rf'{work} is in use by another training \(pid {first.pid} '
+                           rf'on host {socket.gethostname()}'):
+            _train_here(_args(CLS, shapes_root, work))
+        assert not [n for n in os.listdir(work) if n.endswith('.pth')]
+    finally:
+        first.kill()
+        first.wait()
+    # the killed run's lock is stale: taken over, with a warning naming it
+    with _logged() as records:
+        _train_here(_args(CLS, shapes_root, work))
+    text = '\n'.join(r.getMessage() for r in records)
+    assert f'taking over the lock of a run that is no longer running (pid {first.pid}' in text
+    assert (work / CLS.ckpt_name(9)).exists()
+
+
+def _weights_only_copy(src, dst):
+    """What a best_*.pth holds: weights and meta, no optimizer/scheduler."""
+    ckpt = load_checkpoint_file(str(src))
+    torch.save({'meta': ckpt['meta'], 'state_dict': ckpt['state_dict']}, dst)
+
+
+def test_resume_refuses_a_checkpoint_without_training_state(reference_runs, shapes_root,
+                                                            tmp_path):
+    """``--resume best_*.pth`` would restart AdamW and the warm-up mid-run
+    while logging "resumed epoch: 2": refused, naming the file and the flag."""
+    best = tmp_path / 'best_accuracy_top1_epoch_2.pth'
+    _weights_only_copy(reference_runs(CLS) / CLS.ckpt_name(6), best)
+    work = tmp_path / 'work'
+    with pytest.raises(CheckpointError, match=rf"--resume {best}: the checkpoint has no "
+                       r"\['optimizer', 'param_schedulers'\] entry.*--resume-weights-only"):
+        _train_here(_args(CLS, shapes_root, work, ['--resume', str(best)]))
+    assert not work.exists() or not [n for n in os.listdir(work) if n.endswith('.pth')]
+
+
+def test_resume_weights_only_says_so_and_restarts_the_schedule(reference_runs, shapes_root,
+                                                               tmp_path):
+    best = tmp_path / 'best.pth'
+    ref = reference_runs(CLS)
+    _weights_only_copy(ref / CLS.ckpt_name(6), best)
+    work = tmp_path / 'work'
+    with _logged() as records:
+        _train_here(_args(CLS, shapes_root, work, ['--resume', str(best),
+                                                   '--resume-weights-only']))
+    text = '\n'.join(r.getMessage() for r in records)
+    assert f'--resume-weights-only: loading ONLY THE WEIGHTS of {best}' in text
+    assert 'training starts at epoch/iter 0 with a fresh optimizer' in text
+    # a new 3-epoch schedule from those weights: all three epochs trained
+    final = load_checkpoint_file(str(work / CLS.ckpt_name(9)))
+    assert final['meta']['epoch'] == 3 and final['meta']['iter'] == 9
+    assert not torch.equal(final['state_dict']['backbone.patch_embed.projection.weight'],
+                           load_checkpoint_file(str(ref / CLS.ckpt_name(9)))
+                           ['state_dict']['backbone.patch_embed.projection.weight'])
+
+
+@pytest.mark.parametrize('case', ['missing', 'empty'])
+def test_resume_with_nothing_to_resume_warns(tmp_path, case):
+    work = tmp_path / 'work'
+    if case == 'empty':
+        work.mkdir()
+    with _logged() as records:
+        cfg = train_tool.build_config(train_tool.parse_args(
+            [CLS.config, '--work-dir', str(work), '--resume']))
+    assert not cfg.resume and cfg.load_from is None
+    warned = [r.getMessage() for r in records if r.levelno == logging.WARNING]
+    what = 'does not exist' if case == 'missing' else 'holds no checkpoint that loads'
+    assert f'--resume: nothing to resume, starting from scratch (work dir {work} {what})' \
+        in warned
+
+
+def test_non_utf8_last_checkpoint_falls_back_to_newest(tmp_path):
+    work = tmp_path / 'work'
+    work.mkdir()
+    for epoch in (1, 2):
+        torch.save({'meta': {'epoch': epoch}, 'state_dict': {'w': torch.ones(1)}},
+                   work / f'epoch_{epoch}.pth')
+    (work / 'last_checkpoint').write_bytes(b'\xff\xfe\x00garbage\x9c')
+    with _logged() as records:
+        assert find_resume_checkpoint(str(work)) == str(work / 'epoch_2.pth')
+    assert any('last_checkpoint is not UTF-8 text' in r.getMessage() for r in records)

@@ -16,14 +16,19 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.realpath(__file__)))))
+from mmengine.config import DictAction  # noqa: E402
+
 from mmcf.datasets.data_check import (FORMATS, DatasetError, check_data_root,  # noqa: E402
-                                   check_dataset_cfg)
+                                      check_dataset_cfg)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Validate a data set for mmcf')
     parser.add_argument('root', nargs='?', help='data root (shapes layout)')
     parser.add_argument('--config', help='check the data sets of this config instead')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='with --config: override config settings, key=value pairs (as tools/train.py)')
     parser.add_argument('--format', nargs='+', choices=FORMATS, default=list(FORMATS))
     parser.add_argument('--split', nargs='+', default=['train', 'val'])
     parser.add_argument('--no-images', action='store_true',
@@ -31,6 +36,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if (args.root is None) == (args.config is None):
         parser.error('give a data root or --config, not both')
+    if args.cfg_options and args.config is None:
+        parser.error('--cfg-options needs --config')
     return args
 
 
@@ -39,7 +46,7 @@ def main(argv=None) -> int:
     try:
         if args.config:
             from mmcf.utils.config import load_config
-            cfg = load_config(args.config)
+            cfg = load_config(args.config, args.cfg_options)
             report = {}
             for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
                 if cfg.get(split) is not None:
@@ -47,7 +54,7 @@ def main(argv=None) -> int:
         else:
             report = check_data_root(args.root, args.format, args.split,
                                      check_images=not args.no_images)
-    except (DatasetError, FileNotFoundError) as e:
+    except (DatasetError, FileNotFoundError, KeyError) as e:
         print(f'data check failed: {e}', file=sys.stderr)
         return 1
     for key, value in report.items():

@@ -11,12 +11,17 @@ data_preprocessor = dict(
     std=[64.0, 64.0, 64.0],
     to_rgb=True)
 
+# CheckImageFile refuses empty files and images with a side above this
+# (a batch is padded to its largest image)
+max_image_side = 4096
 train_pipeline = [
+    dict(type='CheckImageFile', max_side=max_image_side),
     dict(type='LoadImageFromFile'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
 test_pipeline = [
+    dict(type='CheckImageFile', max_side=max_image_side),
     dict(type='LoadImageFromFile'),
     dict(type='PackInputs'),
 ]

@@ -8,7 +8,11 @@ dataset_type = 'CocoDataset'
 metainfo = dict(classes=classes)
 backend_args = None
 with_mask = True
+# CheckImageFile refuses empty files and images with a side above this
+# (a batch is padded to its largest image)
+max_image_side = 4096
 train_pipeline = [
+    dict(type='CheckImageFile', max_side=max_image_side),
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=with_mask),
     dict(type='RandomFlip', prob=0.5),
@@ -16,6 +20,7 @@ train_pipeline = [
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
+    dict(type='CheckImageFile', max_side=max_image_side),
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='Resize', scale=(64, 64), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=with_mask),

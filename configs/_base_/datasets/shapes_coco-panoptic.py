@@ -9,13 +9,18 @@ dataset_type = 'CocoPanopticDataset'
 metainfo = dict(classes=thing_classes + stuff_classes, thing_classes=thing_classes,
                 stuff_classes=stuff_classes)
 backend_args = None
+# CheckImageFile refuses empty files and images with a side above this
+# (a batch is padded to its largest image)
+max_image_side = 4096
 train_pipeline = [
+    dict(type='CheckImageFile', max_side=max_image_side),
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='LoadCocoPanopticAnnotations', backend_args=backend_args),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
+    dict(type='CheckImageFile', max_side=max_image_side),
     dict(type='LoadImageFromFile', backend_args=backend_args),
     dict(type='Resize', scale=(64, 64), keep_ratio=True),
     dict(type='LoadCocoPanopticAnnotations', backend_args=backend_args),

@@ -8,16 +8,21 @@ palette = [[220, 20, 60], [255, 200, 0], [148, 0, 211], [0, 200, 200],
            [135, 206, 235], [34, 139, 34], [160, 82, 45]]
 dataset_type = 'BaseSegDataset'
 metainfo = dict(classes=classes, palette=palette)
+# CheckImageFile refuses empty files and images with a side above this
+# (a batch is padded to its largest image)
+max_image_side = 4096
 train_pipeline = [
+    dict(type='CheckImageFile', max_side=max_image_side),
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadSegAnnotations', num_classes=len(classes)),
     dict(type='CheckSegSize'),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
+    dict(type='CheckImageFile', max_side=max_image_side),
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadSegAnnotations', num_classes=len(classes)),
     dict(type='CheckSegSize'),
     dict(type='PackSegInputs'),
 ]

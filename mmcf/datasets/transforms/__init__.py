@@ -1,6 +1,7 @@
-"""Pipeline transforms: mmseg's label-size check, mmdet's COCO panoptic
-loader without panopticapi."""
-from .checks import CheckSegSize
-from .loading import LoadCocoPanopticAnnotations
+"""Pipeline transforms: image-file and label-size checks, mmdet's COCO
+panoptic loader without panopticapi, label maps without 8-bit wrapping."""
+from .checks import CheckImageFile, CheckSegSize
+from .loading import LoadCocoPanopticAnnotations, LoadSegAnnotations
 
-__all__ = ['CheckSegSize', 'LoadCocoPanopticAnnotations']
+__all__ = ['CheckImageFile', 'CheckSegSize', 'LoadCocoPanopticAnnotations',
+           'LoadSegAnnotations']

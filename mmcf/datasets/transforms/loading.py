@@ -1,10 +1,17 @@
-"""COCO panoptic annotations without panopticapi."""
+"""Annotation loaders: COCO panoptic without panopticapi, semantic label
+maps without 8-bit wrapping."""
 from __future__ import annotations
 
+from typing import Optional
+
+import mmcv
 import numpy as np
 from mmdet.datasets.transforms import LoadAnnotations, LoadPanopticAnnotations
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.mask import BitmapMasks
+from mmengine import fileio
+from mmseg.datasets.transforms import LoadAnnotations as SegLoadAnnotations
+from mmseg.registry import TRANSFORMS as SEG_TRANSFORMS
 
 from ..panoptic_io import read_panoptic_ids, rgb2id, segment_id_mismatch
 
@@ -70,3 +77,80 @@ class LoadCocoPanopticAnnotations(LoadPanopticAnnotations):
 
     def __repr__(self) -> str:
         return super().__repr__()[:-1] + f', strict={self.strict})'
+
+
+@SEG_TRANSFORMS.register_module()
+class LoadSegAnnotations(SegLoadAnnotations):
+    """mmseg's ``LoadAnnotations`` without the silent 8-bit cast.
+
+    mmseg casts every label map to ``uint8``, so a 16-bit PNG's value 259
+    trains as class 3, and it squeezes the map, so a 1-pixel high or wide
+    map loses a dimension. This keeps the decoded values (``uint8`` maps stay
+    ``uint8``; wider ones become ``int64``) and the 2-D shape, and applies
+    ``reduce_zero_label`` and the dataset's ``label_map`` as mmseg does.
+
+    A multi-channel map raises ``ValueError`` naming the file. Samples
+    without ``seg_map_path`` (inference) pass through. With
+    ``num_classes`` any value outside ``0..num_classes-1`` that is not
+    ``ignore_index`` raises ``ValueError`` naming the file and the values
+    (without it, the ClusterFormer decode head refuses them in the loss).
+
+    Args:
+        num_classes (int, optional): refuse values of no class here.
+        ignore_index (int): the "no label" value. Defaults to 255.
+        Others as mmseg's ``LoadAnnotations``.
+    """
+
+    def __init__(self, reduce_zero_label: Optional[bool] = None,
+                 backend_args: Optional[dict] = None, imdecode_backend: str = 'pillow',
+                 num_classes: Optional[int] = None, ignore_index: int = 255) -> None:
+        super().__init__(reduce_zero_label=reduce_zero_label, backend_args=backend_args,
+                         imdecode_backend=imdecode_backend)
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+
+    def _load_seg_map(self, results: dict) -> None:
+        path = results.get('seg_map_path', None)
+        if path is None:  # inference without ground truth (MMSegInferencer)
+            return
+        seg = mmcv.imfrombytes(fileio.get(path, backend_args=self.backend_args),
+                               flag='unchanged', backend=self.imdecode_backend)
+        if seg is None:
+            raise ValueError(f'label map {path} cannot be decoded')
+        if seg.ndim == 3 and seg.shape[2] == 1:
+            seg = seg[..., 0]
+        if seg.ndim != 2:
+            raise ValueError(f'label map {path} has shape {seg.shape}; a label map has one '
+                             'channel (mode L, P or I;16) holding class indices')
+        wide = seg.dtype != np.uint8
+        seg = seg.astype(np.int64) if wide else seg
+        if self.reduce_zero_label is None:
+            self.reduce_zero_label = results['reduce_zero_label']
+        if self.reduce_zero_label != results['reduce_zero_label']:
+            raise ValueError(f'LoadSegAnnotations has reduce_zero_label='
+                             f'{self.reduce_zero_label} but the dataset '
+                             f'{results["reduce_zero_label"]}')
+        if self.reduce_zero_label:
+            zero = seg == 0
+            seg = seg.astype(np.int64) - 1
+            seg[zero | (seg == self.ignore_index - 1)] = self.ignore_index
+            seg = seg if wide else seg.astype(np.uint8)
+        if results.get('label_map', None) is not None:
+            old = seg.copy()
+            for old_id, new_id in results['label_map'].items():
+                seg[old == old_id] = new_id
+        if self.num_classes is not None:
+            values = np.unique(seg)
+            bad = [int(v) for v in values
+                   if v != self.ignore_index and not 0 <= v < self.num_classes]
+            if bad:
+                raise ValueError(
+                    f'label map {path} holds value(s) {bad[:10]} outside '
+                    f'0..{self.num_classes - 1} (num_classes={self.num_classes}, '
+                    f'ignore_index={self.ignore_index})')
+        results['gt_seg_map'] = seg
+        results['seg_fields'].append('gt_seg_map')
+
+    def __repr__(self) -> str:
+        return (super().__repr__()[:-1]
+                + f', num_classes={self.num_classes}, ignore_index={self.ignore_index})')

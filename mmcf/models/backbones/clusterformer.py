@@ -257,8 +257,19 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
         self.arch_settings = self._parse_arch(arch)
         dims = self.arch_settings['embed_dims']
         depths = self.arch_settings['depths']
-        num_centers = num_centers or self.arch_settings.get('num_centers', 100)
-        head_dim = head_dim or self.arch_settings.get('head_dim', 32)
+        # None means "the arch's value"; 0 or less is refused, not replaced
+        for name, value in (('num_centers', num_centers), ('head_dim', head_dim),
+                            ('num_iters', num_iters)):
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                hint = '' if name == 'num_iters' else ' (or None for the arch default)'
+                raise ValueError(f'ClusterFormer: {name} must be a positive int{hint}, got '
+                                 f'{value!r}')
+        if not 0 <= drop_path_rate < 1:
+            raise ValueError(f'ClusterFormer: drop_path_rate must be in [0, 1), got '
+                             f'{drop_path_rate!r}')
+        num_centers = num_centers if num_centers is not None else \
+            self.arch_settings.get('num_centers', 100)
+        head_dim = head_dim if head_dim is not None else self.arch_settings.get('head_dim', 32)
         mlp_ratio = mlp_ratio or self.arch_settings.get('mlp_ratio', 4.)
         norm_cfg = norm_cfg or dict(type='LN')
 
