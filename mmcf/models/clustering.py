@@ -3,9 +3,11 @@
 Every task imports them from here, so the equations live in one place:
 
 * :class:`CenterInit` - Eq. 5, initial centers from the image grid.
-* :class:`RecurrentClustering` - Eq. 3 (and Eq. 1 / k-means for the
-  ablations of Table 6c), recurrent cross-attention clustering.
-* :class:`FeatureDispatch` - Eq. 6, feature dispatching.
+* :class:`RecurrentClustering` - Eq. 3 (and the other center updates of
+  Table 6c: cosine similarity, vanilla cross-attention, criss-cross
+  attention, k-means), recurrent cross-attention clustering.
+* :class:`FeatureDispatch` - Eq. 6, feature dispatching (and the other
+  dispatch rows of Table 6e).
 
 Tensors are token-major: features ``x`` are ``(B, N, D)`` with ``N = H * W``,
 centers ``c`` are ``(B, K, D)``. Nothing here depends on mmengine or mmcv.
@@ -19,11 +21,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-CENTER_UPDATES = ('recurrent', 'vanilla', 'kmeans')
+CENTER_UPDATES = ('recurrent', 'vanilla', 'kmeans', 'cosine', 'criss_cross')
 LOGIT_TYPES = ('cosine', 'centered_cosine', 'dot')
 PROJ_INITS = ('kmeans', 'random')
 M_STEPS = ('mean', 'sum')
 DISPATCH_SIMS = ('cosine', 'assignment')
+DISPATCH_MODES = ('eq6', 'fc', 'confidence', 'fc_sim')
 
 
 def unit_vectors(t: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
@@ -51,6 +54,19 @@ def center_grid(num_centers: int) -> Tuple[int, int]:
     while num_centers % rows:
         rows -= 1
     return rows, num_centers // rows
+
+
+def pooling_bins(length: int, bins: int, device: Optional[torch.device] = None
+                 ) -> torch.Tensor:
+    """(length, bins) bool: position ``i`` falls in adaptive-pooling bin
+    ``b``, i.e. ``floor(b L / n) <= i < ceil((b + 1) L / n)`` (the windows
+    ``adaptive_avg_pool`` averages; they overlap when ``L`` is not a multiple
+    of ``n`` and repeat when ``L < n``)."""
+    b = torch.arange(bins, device=device)
+    start = (b * length) // bins
+    end = -((-(b + 1) * length) // bins)
+    i = torch.arange(length, device=device)[:, None]
+    return (i >= start) & (i < end)
 
 
 class Mlp(nn.Module):
@@ -163,11 +179,44 @@ class RecurrentClustering(nn.Module):
     **Center update** (Table 6c, ``update``):
 
     * ``'recurrent'`` - Eq. 3, softmax over the K centers.
-    * ``'vanilla'`` - Eq. 1, ordinary cross-attention: softmax over HW and a
-      residual update ``C <- C + A V``.
-    * ``'kmeans'`` - hard assignment, the arg-max over K of the same logits
-      (k-means cross-attention); the gradient reaches the centers through
-      ``V`` as in kMaX-DeepLab.
+    * ``'cosine'`` - "cosine similarity" updating: the same E-step and
+      M-step on the features and centers themselves, without the q/k/v
+      projections (``S = tau cos(C_k, I_i)``, centered as ``logits`` says,
+      ``V = I``); the only parameters are the temperatures. Needs
+      ``num_heads * head_dim == dim``.
+    * ``'vanilla'`` - Eq. 1, the vanilla cross-attention of [81]: softmax
+      over HW and a residual update ``C <- C + W_O (A V)``. The T iterations
+      are T stacked cross-attention layers as a Transformer decoder has them:
+      each has its own query projection (``q`` for the first, ``q_iters``
+      for the others; only the recurrent rows share one), keys and values are
+      projected once, and the multi-head attention's output projection
+      ``W_O`` (``out_proj``) maps the heads back. This is the reading of
+      Table 6c's 35.48M (against 27.85M) that comes closest with our
+      widths (docs/en/ablations.md).
+    * ``'criss_cross'`` - criss-cross attention [35] (CCNet) as the center
+      update: each center sits at its cell (r, c) of the Eq. 5 pooling grid
+      and attends only to the pixels on its criss-cross path, the pixel rows
+      of grid row r and the pixel columns of grid column c (the pooling
+      bins), softmax over those pixels as CCNet normalises over its H + W - 1
+      positions, residual update ``C <- C + A V``; the T iterations share the
+      projections as CCNet's recurrent loops do. Needs the map size
+      (``hw``) and centers on the grid, i.e. the encoder's blocks.
+    * ``'kmeans'`` - k-means cross-attention [95]: the forward pass assigns
+      every pixel to its arg-max center (a hard one-hot ``M``); the backward
+      pass is straight-through to the E-step: it takes the gradient of the
+      softmax over K of the same logits (``M = hard + soft - soft.detach()``),
+      so ``q``, the key projection and everything before them train
+      (without it the arg-max stops every gradient to them).
+
+    **Heads** (Table 6d). ``num_heads=None`` (the decoder's layers): the
+    width ``dim`` is split into ``dim / head_dim`` heads. With ``num_heads``
+    given (the encoder: Swin's 3/6/12/24 for tiny) the number of heads is
+    fixed and ``head_dim`` is the width of each head's query and key, so the
+    projections ``q`` and the key half of ``kv`` are ``num_heads * head_dim``
+    wide and the parameters grow with ``head_dim`` (Table 6d); the values
+    keep ``dim / num_heads`` per head, so the M-step returns centers of width
+    ``dim`` without another projection. ``num_heads * head_dim == dim`` is
+    the split model.
 
     ``m_step='mean'`` (default) - each center is the assignment-weighted
     *mean* of the values, ``C_k = sum_i M_ki V_i / sum_i M_ki``: the EM M-step
@@ -184,9 +233,11 @@ class RecurrentClustering(nn.Module):
 
     Args:
         dim: feature and center width D.
-        head_dim: width of one head (32 in the paper, Table 6d).
+        head_dim: width of one head's query and key (32 in the paper,
+            Table 6d).
         num_iters: T (3 in the paper, Table 6b).
-        update: 'recurrent' | 'vanilla' | 'kmeans'.
+        update: 'recurrent' | 'cosine' | 'vanilla' | 'criss_cross' |
+            'kmeans' (Table 6c).
         m_step: 'mean' | 'sum'.
         logits: 'centered_cosine' | 'cosine' | 'dot'.
         logit_scale: initial temperature ``tau`` of the cosine logits.
@@ -196,6 +247,8 @@ class RecurrentClustering(nn.Module):
             normal, a head's Xavier) | 'kmeans' (the E-step starts as cosine
             k-means, see :meth:`init_kmeans_`; measured, not the default).
         qkv_bias: add a bias to the q/k/v projections.
+        num_heads: number of heads (fixed, ``head_dim`` sets their width);
+            None: ``dim // head_dim``.
     """
 
     max_logit_scale = 100.0
@@ -211,7 +264,8 @@ class RecurrentClustering(nn.Module):
                  learn_logit_scale: bool = True,
                  residual: bool = True,
                  proj_init: str = 'random',
-                 qkv_bias: bool = True):
+                 qkv_bias: bool = True,
+                 num_heads: Optional[int] = None):
         super().__init__()
         if proj_init not in PROJ_INITS:
             raise ValueError(f'proj_init must be one of {PROJ_INITS}, got {proj_init!r}')
@@ -225,14 +279,24 @@ class RecurrentClustering(nn.Module):
             raise ValueError(f'num_iters (T) must be an integer >= 1, got {num_iters!r}')
         if not isinstance(head_dim, int) or head_dim < 1:
             raise ValueError(f'head_dim must be an integer >= 1, got {head_dim!r}')
-        if dim % head_dim:
-            raise ValueError(f'dim {dim} is not a multiple of head_dim {head_dim}')
+        if num_heads is None:
+            if dim % head_dim:
+                raise ValueError(f'dim {dim} is not a multiple of head_dim {head_dim}')
+            num_heads = dim // head_dim
+        elif not isinstance(num_heads, int) or num_heads < 1 or dim % num_heads:
+            raise ValueError(f'num_heads must be an integer >= 1 that divides dim {dim}, '
+                             f'got {num_heads!r}')
+        if update == 'cosine' and num_heads * head_dim != dim:
+            raise ValueError(f"update='cosine' has no projections: num_heads * head_dim "
+                             f'({num_heads} * {head_dim}) must equal dim {dim}')
         if not 0 < logit_scale <= self.max_logit_scale:
             raise ValueError(f'logit_scale must be in (0, {self.max_logit_scale}], '
                              f'got {logit_scale}')
         self.dim = dim
         self.head_dim = head_dim
-        self.num_heads = dim // head_dim
+        self.num_heads = num_heads
+        self.inner_dim = num_heads * head_dim  # width of queries and keys
+        self.v_head_dim = dim // num_heads  # width of a head's values
         self.num_iters = num_iters
         self.update = update
         self.m_step = m_step
@@ -240,8 +304,15 @@ class RecurrentClustering(nn.Module):
         self.residual = residual
         self.proj_init = proj_init
         self.scale = head_dim ** -0.5
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        if update != 'cosine':
+            self.q = nn.Linear(dim, self.inner_dim, bias=qkv_bias)
+            self.kv = nn.Linear(dim, self.inner_dim + dim, bias=qkv_bias)
+        if update == 'vanilla':
+            # T stacked cross-attention layers: a query projection each, and
+            # the output projection of multi-head attention
+            self.q_iters = nn.ModuleList(nn.Linear(dim, self.inner_dim, bias=qkv_bias)
+                                         for _ in range(num_iters - 1))
+            self.out_proj = nn.Linear(dim, dim)
         if logits != 'dot':
             init = torch.full((self.num_heads, 1, 1), math.log(logit_scale))
             if learn_logit_scale:
@@ -258,8 +329,8 @@ class RecurrentClustering(nn.Module):
                 f'residual={self.residual}, proj_init={self.proj_init!r}')
 
     def _split(self, t: torch.Tensor) -> torch.Tensor:
-        B, L, _ = t.shape
-        return t.reshape(B, L, self.num_heads, self.head_dim).transpose(1, 2)
+        B, L, width = t.shape
+        return t.reshape(B, L, self.num_heads, width // self.num_heads).transpose(1, 2)
 
     def _merge(self, t: torch.Tensor) -> torch.Tensor:
         B, h, L, d = t.shape
@@ -270,7 +341,7 @@ class RecurrentClustering(nn.Module):
         ``'random'`` leaves the projections to their owner's init (the
         backbone's truncated normal, a head's Xavier). Owners call it after
         their own initialisation."""
-        if self.proj_init == 'kmeans':
+        if self.proj_init == 'kmeans' and self.update != 'cosine':
             self.init_kmeans_()
 
     @torch.no_grad()
@@ -290,11 +361,11 @@ class RecurrentClustering(nn.Module):
         clusters further and the K centers contract to their common mean
         (docs/en/clustering.md). Training moves all three freely.
         """
-        D = self.dim
+        D, inner = self.dim, self.inner_dim
         nn.init.trunc_normal_(self.q.weight, std=std)
-        self.kv.weight[:D].copy_(self.q.weight)
+        self.kv.weight[:inner].copy_(self.q.weight)
         # V = s I with s = std sqrt(D): values of the size a random std init gives
-        self.kv.weight[D:].copy_(torch.eye(D, dtype=self.kv.weight.dtype) * (std * D ** 0.5))
+        self.kv.weight[inner:].copy_(torch.eye(D, dtype=self.kv.weight.dtype) * (std * D ** 0.5))
         for lin in (self.q, self.kv):
             if lin.bias is not None:
                 lin.bias.zero_()
@@ -303,7 +374,7 @@ class RecurrentClustering(nn.Module):
         """The per-head factor on the logits, (h, 1, 1): ``tau_h`` for cosine
         logits, ``1 / sqrt(d)`` for dot-product logits."""
         if self.logits == 'dot':
-            return self.q.weight.new_full((self.num_heads, 1, 1), self.scale)
+            return torch.full((self.num_heads, 1, 1), self.scale)
         return self.logit_scale.clamp(max=math.log(self.max_logit_scale)).exp()
 
     def _logit_vectors(self, t: torch.Tensor) -> torch.Tensor:
@@ -317,25 +388,47 @@ class RecurrentClustering(nn.Module):
 
     def assign(self, logits: torch.Tensor) -> torch.Tensor:
         """E-step: turn pixel-major ``(B, h, N, K)`` logits (K on the last,
-        contiguous axis) into the assignment ``M`` in the same layout."""
-        if self.update == 'recurrent':
+        contiguous axis) into the assignment ``M`` in the same layout.
+        ``'criss_cross'`` logits come masked (-inf off the path)."""
+        if self.update in ('recurrent', 'cosine'):
             return logits.softmax(dim=-1)
-        if self.update == 'vanilla':
+        if self.update in ('vanilla', 'criss_cross'):
             return logits.softmax(dim=-2)
+        # k-means: hard one-hot forward, straight-through softmax backward
         index = logits.argmax(dim=-1, keepdim=True)
-        return torch.zeros_like(logits).scatter_(-1, index, 1.0)
+        hard = torch.zeros_like(logits).scatter_(-1, index, 1.0)
+        if not torch.is_grad_enabled() or not logits.requires_grad:
+            return hard
+        soft = logits.softmax(dim=-1)
+        return hard + (soft - soft.detach())
+
+    @staticmethod
+    def criss_cross_mask(hw: Tuple[int, int], num_centers: int,
+                         device: Optional[torch.device] = None) -> torch.Tensor:
+        """(N, K) bool: pixel ``n`` lies on center ``k``'s criss-cross path,
+        the pixel rows of its grid row or the pixel columns of its grid
+        column (the adaptive-pooling bins of :class:`CenterInit`)."""
+        H, W = hw
+        rows, cols = center_grid(num_centers)
+        in_row = pooling_bins(H, rows, device)  # (H, rows)
+        in_col = pooling_bins(W, cols, device)  # (W, cols)
+        # pixel (i, j) and center (r, c): in_row[i, r] or in_col[j, c]
+        mask = in_row[:, None, :, None] | in_col[None, :, None, :]  # (H, W, rows, cols)
+        return mask.reshape(H * W, rows * cols)
 
     def forward(self,
                 x: torch.Tensor,
                 centers: torch.Tensor,
                 keep_all: bool = False,
+                hw: Optional[Tuple[int, int]] = None,
                 prior: Optional[torch.Tensor] = None
                 ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """Cluster ``x`` (B, N, D) starting from ``centers`` (B, K, D).
 
         Returns the final centers (B, K, D) and the list of assignment maps
         ``M`` (B, heads, K, N): all T of them with ``keep_all`` (or when
-        recording ``'all'`` in eval mode), else only the last one.
+        recording ``'all'`` in eval mode), else only the last one. ``hw``,
+        the (H, W) of the map, is needed by ``update='criss_cross'`` only.
 
         ``prior`` (B, N, K), optional: a log prior added to every E-step's
         logits, ``M_ki = softmax_k(S_ki + log pi_ki)``: the E-step of a
@@ -355,20 +448,35 @@ class RecurrentClustering(nn.Module):
         """
         recording = self.record != 'none' and not self.training
         keep_all = keep_all or (recording and self.record == 'all')
-        k, v = self.kv(x).chunk(2, dim=-1)  # computed once, Eq. 3
+        if self.update == 'cosine':
+            k, v = x, x  # no projections
+        else:
+            k, v = self.kv(x).split([self.inner_dim, self.dim], dim=-1)  # once, Eq. 3
         k = self._logit_vectors(self._split(k)).contiguous()  # (B, h, N, d)
         v = self._split(v).contiguous()
-        tau = self.temperature().to(k.dtype)
+        tau = self.temperature().to(device=k.device, dtype=k.dtype)
         if prior is not None:
             want = (x.shape[0], x.shape[1], centers.shape[1])
             if tuple(prior.shape) != want:
                 raise ValueError(f'prior must be (B, N, K) = {want}, got '
                                  f'{tuple(prior.shape)}')
             prior = prior.float().unsqueeze(1)  # (B, 1, N, K), broadcast over heads
+        mask = None
+        if self.update == 'criss_cross':
+            if hw is None or hw[0] * hw[1] != x.shape[1]:
+                raise ValueError(f"update='criss_cross' needs the (H, W) of the {x.shape[1]}-"
+                                 f'token map (hw), got {hw!r}')
+            mask = self.criss_cross_mask(hw, centers.shape[1], x.device)  # (N, K)
         c = centers
         maps: List[torch.Tensor] = []
-        for _ in range(self.num_iters):
-            q = self._logit_vectors(self._split(self.q(c))) * tau  # only Q is recomputed
+        for t in range(self.num_iters):
+            if self.update == 'cosine':
+                q = c
+            elif self.update == 'vanilla' and t:
+                q = self.q_iters[t - 1](c)  # a query projection per layer
+            else:
+                q = self.q(c)  # only Q is recomputed
+            q = self._logit_vectors(self._split(q)) * tau
             # The softmax runs in float32 (or float64) whatever the input
             # precision, so large logits under bf16/fp16 autocast stay finite.
             logits = k @ q.transpose(-2, -1)  # (B, h, N, K)
@@ -376,15 +484,23 @@ class RecurrentClustering(nn.Module):
                 logits = logits.float()
             if prior is not None:
                 logits = logits + prior
+            if mask is not None:
+                logits = logits.masked_fill(~mask, float('-inf'))
             m_nk = self.assign(logits).to(v.dtype)
             m = m_nk.transpose(-2, -1)  # (B, h, K, N) view
             c_heads = m @ v  # (B, h, K, d)
             if self.update == 'vanilla':
-                c = c + self._merge(c_heads)  # Eq. 1
+                c = c + self.out_proj(self._merge(c_heads))  # Eq. 1
+            elif self.update == 'criss_cross':
+                c = c + self._merge(c_heads)
             else:
                 if self.m_step == 'mean':
                     mass = m_nk.sum(dim=-2).unsqueeze(-1)  # (B, h, K, 1)
-                    c_heads = c_heads / mass.clamp_min(1e-6)
+                    # k-means: the mass is a count (>= 1 unless the center is
+                    # empty, whose update is 0 anyway); 1 rather than 1e-6
+                    # keeps the straight-through gradient of an empty center
+                    # from growing by 1e6 per block
+                    c_heads = c_heads / mass.clamp_min(1.0 if self.update == 'kmeans' else 1e-6)
                 update = self._merge(c_heads)
                 c = c + update if self.residual else update  # Eq. 2 / Eq. 3 M-step
             if keep_all or not maps:
@@ -470,10 +586,11 @@ def cluster_health(assignment: torch.Tensor, centers: torch.Tensor) -> Dict[str,
 
 
 class FeatureDispatch(nn.Module):
-    """Eq. 6: ``p_i' = p_i + MLP(1/K sum_k sim(C_k, p_i) C_k)``.
+    """Eq. 6: ``p_i' = p_i + MLP(1/K sum_k sim(C_k, p_i) C_k)``, and the other
+    dispatch rows of Table 6e (``mode``).
 
-    This module returns the ``MLP(...)`` term; the block adds it to ``p_i``
-    (with stochastic depth). The paper does not define ``sim``:
+    This module returns the term added to ``p_i``; the block adds it (with
+    stochastic depth). The paper does not define ``sim``:
 
     * ``sim='cosine'`` (default) - cosine similarity between the feature and
       each center, the similarity §3.1 names for clustering.
@@ -481,18 +598,53 @@ class FeatureDispatch(nn.Module):
       (``M`` transposed, averaged over heads), i.e. dispatching each feature
       from the centers it was assigned to.
 
+    ``mode`` (Table 6e; "none" is the block without this module):
+
+    * ``'eq6'`` (default) - Eq. 6 as above.
+    * ``'fc'`` - "vanilla FC layer": one linear layer on the centers' mean,
+      ``p_i' = p_i + FC(1/K sum_k C_k)``: Eq. 6 with neither the similarity
+      nor the MLP, every feature gets the same update.
+    * ``'confidence'`` - "confidence-based" [68]: each feature takes only its
+      most likely center, weighted by how confident that assignment is,
+      ``p_i' = p_i + MLP(a_i C_k*)`` with ``k* = argmax_k M_ki`` and ``a_i =
+      M_k*i`` of the last E-step (head-averaged; the arg-max passes no
+      gradient, ``a_i`` and ``C_k*`` do). Needs the assignment.
+    * ``'fc_sim'`` - "FC with similarity" [58], Context Cluster's
+      dispatching: each feature belongs to its most similar center (cosine)
+      and receives it through an FC layer scaled by the similarity squashed
+      with a learned affine map, ``p_i' = p_i + FC(sigmoid(alpha s_i + beta)
+      C_k*)``, ``s_i = max_k cos(C_k, p_i)``, ``alpha = 1, beta = 0`` at
+      start (CoC's aggregation-then-dispatch, with our centers as its
+      aggregated features).
+
     Args:
         dim: feature width D.
         mlp_ratio: hidden width of the MLP relative to ``dim``.
-        sim: 'cosine' | 'assignment'.
+        sim: 'cosine' | 'assignment' (mode 'eq6').
+        mode: 'eq6' | 'fc' | 'confidence' | 'fc_sim'.
     """
 
-    def __init__(self, dim: int, mlp_ratio: float = 0.25, sim: str = 'cosine'):
+    def __init__(self, dim: int, mlp_ratio: float = 0.25, sim: str = 'cosine',
+                 mode: str = 'eq6'):
         super().__init__()
         if sim not in DISPATCH_SIMS:
             raise ValueError(f'sim must be one of {DISPATCH_SIMS}, got {sim!r}')
+        if mode not in DISPATCH_MODES:
+            raise ValueError(f'dispatch mode must be one of {DISPATCH_MODES}, got {mode!r}')
         self.sim = sim
-        self.mlp = Mlp(dim, max(1, int(round(dim * mlp_ratio))))
+        self.mode = mode
+        if mode in ('eq6', 'confidence'):
+            self.mlp = Mlp(dim, max(1, int(round(dim * mlp_ratio))))
+        else:
+            self.fc = nn.Linear(dim, dim)
+        if mode == 'fc_sim':
+            self.sim_alpha = nn.Parameter(torch.ones(()))
+            self.sim_beta = nn.Parameter(torch.zeros(()))
+
+    @property
+    def needs_assignment(self) -> bool:
+        """Whether the module reads the clustering's assignment map."""
+        return self.mode == 'confidence' or (self.mode == 'eq6' and self.sim == 'assignment')
 
     def similarity(self, x: torch.Tensor, centers: torch.Tensor,
                    assignment: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -506,6 +658,20 @@ class FeatureDispatch(nn.Module):
     def forward(self, x: torch.Tensor, centers: torch.Tensor,
                 assignment: Optional[torch.Tensor] = None) -> torch.Tensor:
         K = centers.shape[1]
+        if self.mode == 'fc':
+            return self.fc(centers.mean(dim=1, keepdim=True)).expand_as(x)
+        if self.mode == 'confidence':
+            if assignment is None:
+                raise ValueError("dispatch mode 'confidence' needs the clustering's "
+                                 'assignment map (with_clustering=True)')
+            conf, index = assignment.mean(dim=1).max(dim=1)  # (B, N)
+            picked = torch.gather(centers, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+            return self.mlp(conf.unsqueeze(-1).to(x.dtype) * picked)
+        if self.mode == 'fc_sim':
+            s, index = self.similarity(x, centers).max(dim=-1)  # cosine, (B, N)
+            picked = torch.gather(centers, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+            gate = torch.sigmoid(self.sim_alpha * s + self.sim_beta).unsqueeze(-1)
+            return self.fc(gate * picked)
         if self.sim == 'cosine':
             # sum_k cos(C_k, p_i) C_k = (p_i / |p_i|) (C_hat^T C): with the
             # (D, D) matrix C_hat^T C made first this costs N*D*D instead of

@@ -8,8 +8,9 @@
   ``transformer_decoder=dict(num_layers=6, layer_cfg=dict(...))`` (the
   shape of mmdet's ``Mask2FormerHead`` config).
 * :class:`CenterQueryInit` - the initial decoder centers of Table 6f: from
-  the encoder's cluster centers, free parameters, or direct feature
-  embedding (Eq. 5 on the pixel features).
+  the encoder's cluster centers, free parameters, direct feature embedding
+  (Eq. 5 on the pixel features), mixed query selection (DINO) or
+  scene-adaptive embedding.
 
 Semantic segmentation (class centers) and detection / instance / panoptic
 segmentation (instance centers) build their decoders from these two.
@@ -31,7 +32,7 @@ from torch import Tensor
 from .clustering import CenterInit, RecurrentClustering
 from .utils import loads_pretrained
 
-CENTER_INITS = ('encoder', 'free', 'feature')
+CENTER_INITS = ('encoder', 'free', 'feature', 'mixed_selection', 'scene_adaptive')
 
 
 class ClusterDecoderLayer(BaseModule):
@@ -124,18 +125,44 @@ class CenterQueryInit(nn.Module):
       every image (DETR / Mask2Former queries).
     * ``'feature'`` ("direct feature embedding"): Eq. 5,
       ``FFN(AdaptivePool_K(I))`` of a pixel-feature map (the coarsest level).
+    * ``'mixed_selection'`` ("mixed query selection" [44], DINO's): the
+      pixels of the coarsest pixel-decoder level are ranked by a learned
+      score (a linear layer on each pixel feature; DINO ranks its encoder
+      tokens by their best class score, this init does not see the classes,
+      so the score is one class-agnostic logit), the top K are selected and
+      give the *positional* part of the centers from their locations (the
+      sine embedding of the pixel's normalised (x, y), DINO's anchor, through
+      a two-layer MLP), while the *content* part stays a learned table, the
+      same for every image: ``C^0_k = E_k + sigmoid(s_k) MLP(PE(xy_k))``.
+      DINO trains the score with a loss on the encoder's proposals, which
+      these heads do not have; the ``sigmoid(s_k)`` factor is its gradient
+      path here. The decoder layers add the head's learned ``query_pos``
+      every layer; the selected positions enter once, through ``C^0``. When
+      the level has fewer pixels than K (small images), the ranked pixels
+      are used in turn again (centers sharing a location differ by their
+      content).
+    * ``'scene_adaptive'`` ("scene-adaptive embedding" [47]): learned
+      center embeddings adapted to the scene. [47] is not in the paper's
+      text we have; the reading is the dynamic query combination of Cui et
+      al. (2023): each center has ``r`` learned basic embeddings and mixes
+      them with coefficients predicted from the image's global feature,
+      ``C^0_k = sum_m softmax_m(W g + b)_{k,m} E_{k,m}`` with ``g`` the mean
+      of the coarsest level's pixel features (``r = 4``).
 
     Args:
-        mode: 'encoder' | 'free' | 'feature'.
+        mode: 'encoder' | 'free' | 'feature' | 'mixed_selection' |
+            'scene_adaptive'.
         num_centers: K.
         dim: decoder width D.
         encoder_channels: C_enc (mode 'encoder').
         num_encoder_centers: K_enc (mode 'encoder').
+        num_basis: r, basic embeddings per center (mode 'scene_adaptive').
     """
 
     def __init__(self, mode: str, num_centers: int, dim: int,
                  encoder_channels: Optional[int] = None,
-                 num_encoder_centers: int = 100):
+                 num_encoder_centers: int = 100,
+                 num_basis: int = 4):
         super().__init__()
         if mode not in CENTER_INITS:
             raise ValueError(f'center_init must be one of {CENTER_INITS}, got {mode!r}')
@@ -149,8 +176,16 @@ class CenterQueryInit(nn.Module):
             self.center_proj = nn.Sequential(nn.Linear(encoder_channels, dim),
                                              nn.LayerNorm(dim))
             self.center_mix = nn.Parameter(torch.empty(num_centers, num_encoder_centers))
-        elif mode == 'free':
-            self.center_feat = nn.Embedding(num_centers, dim)
+        elif mode in ('free', 'mixed_selection'):
+            self.center_feat = nn.Embedding(num_centers, dim)  # (content) queries
+            if mode == 'mixed_selection':
+                self.select_score = nn.Linear(dim, 1)
+                self.select_pos = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True),
+                                                nn.Linear(dim, dim))
+        elif mode == 'scene_adaptive':
+            self.num_basis = num_basis
+            self.center_basis = nn.Parameter(torch.empty(num_centers, num_basis, dim))
+            self.center_coef = nn.Linear(dim, num_centers * num_basis)
         else:
             # Table 6f's "direct feature embedding" [17]: the literal Eq. 5
             self.center_init_ffn = CenterInit(dim, num_centers, ffn_ratio=1.0, residual=False)
@@ -158,7 +193,12 @@ class CenterQueryInit(nn.Module):
 
     def reset_parameters(self) -> None:
         """The encoder-center map ``W`` starts as a selection of encoder
-        centers (the identity when K = K_enc), see the class docstring."""
+        centers (the identity when K = K_enc), see the class docstring; the
+        scene-adaptive basis starts as N(0, 1) (as ``nn.Embedding``), its
+        coefficient layer as ``nn.Linear`` does."""
+        if self.mode == 'scene_adaptive':
+            nn.init.normal_(self.center_basis)
+            self.center_coef.reset_parameters()
         if self.mode != 'encoder':
             return
         K, K_enc = self.num_centers, self.num_encoder_centers
@@ -179,6 +219,12 @@ class CenterQueryInit(nn.Module):
         if self.mode == 'feature':
             tokens = coarse.flatten(2).transpose(1, 2)
             return self.center_init_ffn(tokens, coarse.shape[-2:])
+        if self.mode == 'mixed_selection':
+            return self._mixed_selection(coarse)
+        if self.mode == 'scene_adaptive':
+            g = coarse.flatten(2).mean(dim=-1)  # (B, D) the scene's global feature
+            coef = self.center_coef(g).view(B, self.num_centers, self.num_basis).softmax(-1)
+            return torch.einsum('bkm,kmd->bkd', coef, self.center_basis.to(coef.dtype))
         if enc_centers is None:
             raise ValueError(
                 "center_init='encoder' needs the encoder's cluster centers as the "
@@ -192,6 +238,23 @@ class CenterQueryInit(nn.Module):
                 f'encoder_channels={self.encoder_channels}')
         proj = self.center_proj(enc_centers)  # (B, K_enc, D)
         return torch.einsum('kj,bjd->bkd', self.center_mix.to(proj.dtype), proj)
+
+    def _mixed_selection(self, coarse: Tensor) -> Tensor:
+        """DINO's mixed query selection on the (B, D, h, w) level: learned
+        content + the positional part of the top-K scored pixels."""
+        from mmdet.models.layers.transformer.utils import coordinate_to_encoding
+        B, D, h, w = coarse.shape
+        tokens = coarse.flatten(2).transpose(1, 2)  # (B, N, D)
+        scores = self.select_score(tokens).squeeze(-1)  # (B, N)
+        N, K = h * w, self.num_centers
+        top = scores.topk(min(K, N), dim=1).indices  # (B, min(K, N)), best first
+        top = top[:, torch.arange(K, device=top.device) % top.shape[1]]  # (B, K)
+        ys = (top // w).to(coarse.dtype).add(0.5).div(h)
+        xs = (top % w).to(coarse.dtype).add(0.5).div(w)
+        pos = coordinate_to_encoding(torch.stack([xs, ys], dim=-1), num_feats=D // 2)
+        gate = torch.sigmoid(torch.gather(scores, 1, top)).unsqueeze(-1)
+        content = self.center_feat.weight.unsqueeze(0).expand(B, -1, -1)
+        return content + gate * self.select_pos(pos.to(coarse.dtype))
 
 
 #: head arguments of mmcf 0.1 and where they live now in ``transformer_decoder``

@@ -40,8 +40,9 @@ def reference_rca(mod, x, c0, update='recurrent', m_step='mean', logits='dot',
         KI = x[b] @ Wk.T + bk  # (N, D), once
         VI = x[b] @ Wv.T + bv
         C = c0[b].clone()
-        for _ in range(T):
-            Q = _linear(C, mod.q)  # only Q is recomputed
+        for t in range(T):
+            # only Q is recomputed; vanilla: a query projection per iteration
+            Q = _linear(C, mod.q if update != 'vanilla' or not t else mod.q_iters[t - 1])
             newC = torch.zeros_like(C)
             maps = []
             for head in range(h):
@@ -76,14 +77,14 @@ def reference_rca(mod, x, c0, update='recurrent', m_step='mean', logits='dot',
                         M[S[:, i].argmax(), i] = 1.0
                 maps.append(M)
                 for k in range(C.shape[0]):
-                    if update == 'vanilla':
-                        newC[k, s] = C[k, s] + (M[k, :, None] * VI[:, s]).sum(0)
+                    if update == 'vanilla':  # W_O applied below, over all heads
+                        newC[k, s] = (M[k, :, None] * VI[:, s]).sum(0)
                     else:
                         upd = (M[k, :, None] * VI[:, s]).sum(0)
                         if m_step == 'mean':
                             upd = upd / M[k].sum().clamp_min(1e-6)
                         newC[k, s] = C[k, s] + upd if residual else upd
-            C = newC
+            C = C + _linear(newC, mod.out_proj) if update == 'vanilla' else newC
         outs.append(C)
         last_maps.append(torch.stack(maps))
     return torch.stack(outs), torch.stack(last_maps)

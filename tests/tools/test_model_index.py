@@ -2,7 +2,9 @@
 `mim list` shows the package (model-index.yml + one metafile.yml per task
 folder, installed under mmcf/.mim)."""
 import glob
+import json
 import os.path as osp
+from importlib.metadata import distribution
 import re
 import shutil
 
@@ -38,8 +40,32 @@ def test_every_config_is_in_the_model_index():
     assert sorted(listed) == _configs()
 
 
-def test_mim_search_lists_every_config_with_its_task():
-    _, out = run([_mim(), 'search', 'mmcf'])
+_MIM_HERE = """
+import sys
+import mim.commands.search as search
+search.get_installed_path = lambda package: sys.argv[1]
+search.cli.main(args=['mmcf'], prog_name='mim search')
+"""
+
+
+def _mim_search(tmp_path) -> str:
+    """``mim search mmcf`` on this checkout. mim reads the configs of the
+    installed mmcf (``<dist location>/mmcf/.mim``); a git worktree that shares
+    another checkout's environment is not that location, so there mim is
+    pointed at this checkout's configs and model-index.yml."""
+    dist = distribution('mmcf')
+    source = json.loads(dist.read_text('direct_url.json') or '{}').get('url', '')
+    if osp.realpath(source.replace('file://', '', 1)) == osp.realpath(ROOT):
+        return run([_mim(), 'search', 'mmcf'])[1]
+    pkg = tmp_path / 'mmcf'
+    (pkg / '.mim').mkdir(parents=True)
+    for name in ('configs', 'tools', 'model-index.yml'):
+        (pkg / '.mim' / name).symlink_to(osp.join(ROOT, name))
+    return run([python(), '-c', _MIM_HERE, str(pkg)])[1]
+
+
+def test_mim_search_lists_every_config_with_its_task(tmp_path):
+    out = _mim_search(tmp_path)
     blocks = out.split('config id: ')[1:]
     found = {}
     for block in blocks:

@@ -184,7 +184,8 @@ def run_one(args, name: str, seed: int) -> dict:
                    check=True, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     result = dict(candidate=name, seed=seed, metric=_last_metric(work_dir, task['metric']))
-    if options is not None:
+    # no clustering (Table 6a's baseline and dispatch-only rows): no E-step to measure
+    if options is not None and options.get('with_clustering', True) is not False:
         ckpt = sorted(glob.glob(osp.join(work_dir, '*.pth')), key=osp.getmtime)
         ckpt = [c for c in ckpt if not osp.basename(c).startswith('best')][-1]
         result['init'] = _health(config, None, opts, osp.join(work_dir, 'health_init.json'),
@@ -209,7 +210,7 @@ def _stages(health: Optional[List[dict]], key: str, fmt: str) -> str:
 
 def table(args, results: List[dict]) -> str:
     task = TASKS[args.task]
-    unit = 'stage 0-3' if args.task == 'cls' else 'layer 0-5'
+    unit = 'stage 0-3' if task['source'] == 'backbone' else 'layer 0-5'
     lines = [f'| candidate | what | {task["metric"]} (mean ± sd, seeds) | '
              f'entropy/logK init ({unit}) | trained | spread init | trained | '
              'used/K init | trained | healthy seeds |',

@@ -32,7 +32,9 @@ class ClusterBlock(BaseModule):
 
     ``with_clustering=False`` keeps ``C = C0`` (no center update) and
     ``with_dispatch=False`` leaves the features untouched by the centers: the
-    two switches of Table 6a.
+    two switches of Table 6a. ``center_update`` (6c), ``head_dim`` with
+    ``num_heads`` (6d) and ``dispatch_mode`` (6e) choose the other rows of
+    Table 6.
     """
 
     def __init__(self,
@@ -51,9 +53,11 @@ class ClusterBlock(BaseModule):
                  proj_init: str = 'random',
                  center_init_residual: bool = True,
                  dispatch_sim: str = 'cosine',
+                 dispatch_mode: str = 'eq6',
                  with_clustering: bool = True,
                  with_dispatch: bool = True,
                  qkv_bias: bool = True,
+                 num_heads: Optional[int] = None,
                  drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  norm_cfg: Optional[dict] = None,
@@ -71,11 +75,12 @@ class ClusterBlock(BaseModule):
             dim, head_dim=head_dim, num_iters=num_iters, update=center_update,
             m_step=m_step, logits=cluster_logits, logit_scale=logit_scale,
             residual=residual_m_step, proj_init=proj_init,
-            qkv_bias=qkv_bias) if with_clustering else None
+            qkv_bias=qkv_bias, num_heads=num_heads) if with_clustering else None
         self.dispatch = FeatureDispatch(
-            dim, dispatch_mlp_ratio, dispatch_sim) if with_dispatch else None
-        if with_dispatch and dispatch_sim == 'assignment' and not with_clustering:
-            raise ValueError("dispatch_sim='assignment' needs with_clustering=True")
+            dim, dispatch_mlp_ratio, dispatch_sim, dispatch_mode) if with_dispatch else None
+        if with_dispatch and self.dispatch.needs_assignment and not with_clustering:
+            raise ValueError(f"dispatch_sim={dispatch_sim!r} / dispatch_mode={dispatch_mode!r} "
+                             'reads the assignment map: it needs with_clustering=True')
         drop_path = dict(type='DropPath', drop_prob=drop_path_rate)
         self.drop_path = build_dropout(drop_path) if drop_path_rate > 0 else nn.Identity()
         self.norm2 = build_norm_layer(norm_cfg, dim)[1]
@@ -95,7 +100,7 @@ class ClusterBlock(BaseModule):
         centers = self.center_init(x_n, hw)
         maps: List[torch.Tensor] = []
         if self.clustering is not None:
-            centers, maps = self.clustering(x_n, centers)
+            centers, maps = self.clustering(x_n, centers, hw=hw)
         if self.dispatch is not None:
             x = x + self.drop_path(self.dispatch(x_n, centers, maps[-1] if maps else None))
         x = self.ffn(self.norm2(x), identity=x)
@@ -166,13 +171,23 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
     Args:
         arch: a name from ``arch_zoo`` or a dict with ``embed_dims`` (int,
             doubled every stage, or a list of 4) and ``depths``; it may also
-            set ``num_centers``, ``head_dim``, ``mlp_ratio``.
+            set ``num_centers``, ``head_dim``, ``num_heads`` (per stage),
+            ``mlp_ratio``.
         in_channels: input channels.
         num_centers: K, centers per block (100 in §4.1.1).
         num_iters: T, EM iterations per block (3, Table 6b).
-        head_dim: width of a clustering head (32, Table 6d).
-        center_update: 'recurrent' (Eq. 3), 'vanilla' (Eq. 1) or 'kmeans'
-            (Table 6c).
+        head_dim: width of a clustering head's query and key (32, Table
+            6d). The named archs fix the number of heads per stage
+            (``num_heads``; tiny / small: 3, 6, 12, 24 as Swin, i.e. their
+            width / 32), so ``head_dim`` changes the width of each head and
+            the parameters grow with it, as in Table 6d; at the arch's own
+            head width (32; ``test``: 16) nothing changes.
+        num_heads: heads per stage (an int or one per stage); default: the
+            arch's ``num_heads``, or ``width // head_dim`` for a custom arch
+            dict without it (the width split into heads of ``head_dim``).
+        center_update: 'recurrent' (Eq. 3), 'cosine', 'vanilla' (Eq. 1),
+            'criss_cross' [35] or 'kmeans' [95] (Table 6c), see
+            :class:`~mmcf.models.clustering.RecurrentClustering`.
         m_step: 'mean' (EM mean, default) or 'sum' (literal Eq. 3), see
             :class:`~mmcf.models.clustering.RecurrentClustering`.
         cluster_logits: the E-step logits: 'centered_cosine' (default,
@@ -199,10 +214,14 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
         center_init_residual=False``; its checkpoints load with those.
         dispatch_sim: 'cosine' or 'assignment', see
             :class:`~mmcf.models.clustering.FeatureDispatch`.
+        dispatch_mode: 'eq6' (default), 'fc', 'confidence' [68] or
+            'fc_sim' [58] (Table 6e, see
+            :class:`~mmcf.models.clustering.FeatureDispatch`).
         with_clustering / with_dispatch: Table 6a switches.
         center_ffn_ratio / dispatch_mlp_ratio: hidden widths of the Eq. 5
             FFN and the Eq. 6 MLP; the paper does not give them, and 0.25
-            puts tiny/small within 1.5% of Table 1's 27.85M / 48.71M.
+            puts tiny / small at 28.27M / 49.57M with a 1000-class linear
+            head, +1.51% / +1.77% over Table 1's 27.85M / 48.71M.
         out_indices: stages whose maps are returned.
         out_centers: also return the last stage's centers.
         drop_rate, drop_path_rate: FFN dropout and stochastic depth (linearly
@@ -215,11 +234,14 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
     """
 
     arch_zoo: Dict[str, dict] = {
-        **dict.fromkeys(['t', 'tiny'], dict(embed_dims=96, depths=[2, 2, 6, 2])),
-        **dict.fromkeys(['s', 'small'], dict(embed_dims=96, depths=[2, 2, 18, 2])),
+        **dict.fromkeys(['t', 'tiny'], dict(embed_dims=96, depths=[2, 2, 6, 2],
+                                            num_heads=[3, 6, 12, 24])),
+        **dict.fromkeys(['s', 'small'], dict(embed_dims=96, depths=[2, 2, 18, 2],
+                                             num_heads=[3, 6, 12, 24])),
         # a few-thousand-parameter model for tests and CPU demos
         **dict.fromkeys(['test'], dict(embed_dims=32, depths=[1, 1, 2, 1],
-                                       num_centers=16, head_dim=16)),
+                                       num_centers=16, head_dim=16,
+                                       num_heads=[2, 4, 8, 16])),
     }
     num_stages = 4
 
@@ -240,9 +262,11 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
                  proj_init: str = 'random',
                  center_init_residual: bool = True,
                  dispatch_sim: str = 'cosine',
+                 dispatch_mode: str = 'eq6',
                  with_clustering: bool = True,
                  with_dispatch: bool = True,
                  qkv_bias: bool = True,
+                 num_heads: Optional[Union[int, Sequence[int]]] = None,
                  out_indices: Sequence[int] = (3, ),
                  out_centers: bool = False,
                  drop_rate: float = 0.,
@@ -281,15 +305,27 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
                 raise ValueError(f'out_indices {i} is out of range 0..{self.num_stages - 1}')
         if not -1 <= frozen_stages <= self.num_stages:
             raise ValueError(f'frozen_stages must be in -1..{self.num_stages}, got {frozen_stages}')
-        for d in dims:
-            if d % head_dim:
-                raise ValueError(f'embed_dims {dims} must be multiples of head_dim {head_dim}')
+        num_heads = num_heads if num_heads is not None else self.arch_settings.get('num_heads')
+        if num_heads is None:  # the width split into heads of head_dim
+            for d in dims:
+                if d % head_dim:
+                    raise ValueError(f'embed_dims {dims} must be multiples of head_dim '
+                                     f'{head_dim} (or give num_heads)')
+            num_heads = [d // head_dim for d in dims]
+        elif isinstance(num_heads, int):
+            num_heads = [num_heads] * self.num_stages
+        num_heads = list(num_heads)
+        if len(num_heads) != self.num_stages or any(
+                not isinstance(h, int) or h < 1 or d % h for h, d in zip(num_heads, dims)):
+            raise ValueError(f'num_heads {num_heads} must give {self.num_stages} head counts '
+                             f'that divide embed_dims {dims}')
 
         self.in_channels = in_channels
         self.embed_dims = dims
         self.num_features = dims
         self.num_centers = num_centers
         self.head_dim = head_dim
+        self.num_heads = num_heads
         self.out_indices = tuple(out_indices)
         self.out_centers = out_centers
         self.frozen_stages = frozen_stages
@@ -309,12 +345,14 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
             m_step=m_step, cluster_logits=cluster_logits, logit_scale=logit_scale,
             residual_m_step=residual_m_step, proj_init=proj_init,
             center_init_residual=center_init_residual, dispatch_sim=dispatch_sim,
+            dispatch_mode=dispatch_mode,
             with_clustering=with_clustering, with_dispatch=with_dispatch,
             qkv_bias=qkv_bias, drop_rate=drop_rate, with_cp=with_cp)
         self.stages = ModuleList()
         start = 0
         for i, depth in enumerate(depths):
-            cfgs = [dict(block_common, drop_path_rate=dpr[start + j]) for j in range(depth)]
+            cfgs = [dict(block_common, num_heads=num_heads[i], drop_path_rate=dpr[start + j])
+                    for j in range(depth)]
             start += depth
             self.stages.append(ClusterStage(
                 in_dim=dims[i - 1] if i else dims[0], dim=dims[i], depth=depth,
