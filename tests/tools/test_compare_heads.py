@@ -10,7 +10,7 @@ import pytest
 from demo_configs import DEMO_BY_NAME
 from helpers import ROOT, load_tool, python, run
 
-DATA = osp.join(ROOT, 'tests', 'tools', 'data')
+LOGS = osp.join(ROOT, 'tests', 'tools', 'logs')
 
 
 @pytest.fixture(scope='module')
@@ -19,7 +19,7 @@ def tool():
 
 
 def test_parser_takes_the_last_complete_validation(tool):
-    with open(osp.join(DATA, 'compare_heads_inst.log')) as f:
+    with open(osp.join(LOGS, 'compare_heads_inst.log')) as f:
         text = f.read()
     metrics = tool.parse_val_metrics(text)
     # the last [5/5] summary, not the earlier one nor the [2/5] progress line
