@@ -28,6 +28,9 @@ def test_parser_takes_the_last_complete_validation(tool):
     assert metrics['coco/bbox_mAP_m'] == -1.0
     assert 'eta' not in metrics
     assert tool.parse_val_metrics(text.split('Iter(val)')[0]) is None
+    # a validation half-way through the schedule is not the run's result
+    halfway = text.split('Iter(train) [1000/1000]')[0]
+    assert 'Iter(val) [5/5]' in halfway and tool.parse_val_metrics(halfway) is None
     test_line = '12/01 18:43:28 - mmengine - INFO - Iter(test) [5/5]    mIoU: 51.9500  aAcc: 88.1'
     assert tool.parse_val_metrics(test_line) == {'mIoU': 51.95, 'aAcc': 88.1}
 

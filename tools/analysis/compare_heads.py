@@ -64,17 +64,27 @@ PAIRS: Dict[str, dict] = {
 }
 
 _VAL_LINE = re.compile(r'Iter\((?:val|test)\) \[(\d+)/(\d+)\]\s+(.*)$')
+_TRAIN_LINE = re.compile(r'Iter\(train\) \[\s*(\d+)/(\d+)\]')
 _METRIC = re.compile(r'([\w/.\-]+):\s+(-?[\d.]+(?:e[-+]?\d+)?)')
 
 
 def parse_val_metrics(log_text: str) -> Optional[Dict[str, float]]:
     """The metrics of the LAST validation (or test) summary line of an
-    mmengine log (``Iter(val) [n/n]  key: value  key: value ...``), or None
-    when the log has none (the run has not validated yet)."""
+    mmengine log (``Iter(val) [n/n]  key: value  key: value ...``) after
+    the training's last iteration (``Iter(train) [N/N]``), or None when the
+    run has not finished: the validations half-way through a schedule are
+    not its result. A log without training lines (``tools/test.py``) gives
+    its last summary."""
     found = None
+    trained = finished = False
     for line in log_text.splitlines():
+        t = _TRAIN_LINE.search(line)
+        if t:
+            trained = True
+            finished = t.group(1) == t.group(2)
+            continue
         m = _VAL_LINE.search(line)
-        if m and m.group(1) == m.group(2):
+        if m and m.group(1) == m.group(2) and (finished or not trained):
             found = {k: float(v) for k, v in _METRIC.findall(m.group(3))}
     return found
 
