@@ -2,8 +2,9 @@
 # the embedded "shapes" COCO split, boxes and instance masks, scored with
 # mmdet's CocoMetric (bbox and segm AP). Same head design as the COCO configs
 # (MSDeformAttn pixel decoder, RCA decoder layers with T=3, instance centers
-# from the encoder's centers, sigmoid BCE classes, L1 x5 + GIoU x2 boxes,
-# BCE + dice masks, Hungarian matching, auxiliary losses on every layer),
+# from the encoder's centers, sigmoid BCE classes in focal form, L1 x5 + GIoU
+# x2 boxes, BCE + dice masks, Hungarian matching on class and mask costs,
+# auxiliary losses on every layer, output boxes from the masks),
 # narrower (64 wide) and with 20 instance centers for scenes of at most 4
 # objects. 1000 iterations: the 160 training scenes are learned by then.
 # Run with OMP_NUM_THREADS=1 when the CPU is shared.

@@ -1,7 +1,8 @@
 # ClusterFormer-Tiny: COCO object detection (boxes only), §4.1.2, Table 2.
 # The instance-segmentation config with the head's mask branch switched off:
-# the same decoder and 100 encoder-initialised centers, sigmoid BCE classes,
-# L1 x5 + GIoU x2 boxes, Hungarian matching on class and box costs only;
+# the same decoder and 100 encoder-initialised centers, sigmoid BCE classes
+# (focal form), L1 x5 + GIoU x2 boxes, Hungarian matching on class and box
+# costs; boxes from the box branch;
 # annotations are loaded without masks and scored for bbox AP. Same recipe
 # (50 epochs, batch 16, LSJ 0.1-2.0 with 1024 crops, test shorter side 800)
 # and the same learning-rate note as clusterformer-tiny_8xb2-lsj-50e_coco.py.
@@ -18,6 +19,7 @@ model = dict(
                  pad_mask=False, pad_seg=False)
         ]),
     bbox_head=dict(with_mask=False, loss_mask=None, loss_dice=None),
+    test_cfg=dict(box_source='regress'),
     train_cfg=dict(
         assigner=dict(
             type='HungarianAssigner',

@@ -108,12 +108,21 @@ def test_losses_equal_the_formulas_on_two_objects():
     gts = [head._prepare_gt(gt, img_meta)]
     losses = head._loss_by_feat_single(cls[None], boxes[None], mask_logits[None], gts,
                                        [img_meta])
-    # classes: sigmoid BCE over every (query, class), summed, / 2 matched, x2
+    # classes: sigmoid focal loss (gamma 2, alpha 0.25) over every (query,
+    # class), summed, / 2 matched, x2
     target = torch.zeros(3, 3)
     target[0, 2] = target[2, 0] = 1.0
     p = cls.sigmoid()
+    focal = -(0.25 * target * (1 - p)**2 * p.log()
+              + 0.75 * (1 - target) * p**2 * (1 - p).log()).sum()
+    assert torch.allclose(losses['loss_cls'], 2.0 * focal / 2, rtol=1e-5)
+    # plain BCE, the literal reading of §4.1.2, as an option
+    bce_head = build_head(num_classes=3, num_queries=3, train_cfg=cfg, loss_cls=dict(
+        type='CrossEntropyLoss', use_sigmoid=True, loss_weight=2.0))
+    bce_losses = bce_head._loss_by_feat_single(cls[None], boxes[None], mask_logits[None],
+                                               gts, [img_meta])
     bce = -(target * p.log() + (1 - target) * (1 - p).log()).sum()
-    assert torch.allclose(losses['loss_cls'], 2.0 * bce / 2, rtol=1e-5)
+    assert torch.allclose(bce_losses['loss_cls'], 2.0 * bce / 2, rtol=1e-5)
     # boxes: L1 on normalised cxcywh x5, GIoU on pixels x2, / 2 matched
     t = torch.tensor([[0.75, 0.75, 0.5, 0.5], [0.25, 0.25, 0.5, 0.5]])
     l1 = (boxes[[0, 2]] - t).abs().sum()
@@ -124,8 +133,7 @@ def test_losses_equal_the_formulas_on_two_objects():
         return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
     giou = sum(1 - _giou(xyxy(boxes[q]), xyxy(t[i])) for i, q in enumerate([0, 2]))
     assert abs(float(losses['loss_iou']) - 2.0 * giou / 2) < 1e-4
-    # masks: the right masks cost little, the inverted ones (same matching:
-    # the box costs decide it) a lot
+    # masks: the right masks cost little, the inverted ones a lot
     bad = head._loss_by_feat_single(cls[None], boxes[None], -mask_logits[None], gts,
                                     [img_meta])
     assert losses['loss_dice'] < 0.2 * bad['loss_dice']
@@ -238,7 +246,8 @@ def test_encoder_init_needs_the_centers():
 def test_boxes_and_masks_in_original_image_coordinates():
     """A 24x16 (WxH) image resized x2 to 48x32, padded to 64x64: the box and
     mask of a prediction come back in the original image's pixels."""
-    head = build_head(num_classes=3, num_queries=2)
+    head = build_head(num_classes=3, num_queries=2,
+                      test_cfg=dict(max_per_img=100, mask_thr=0.5, box_source='regress'))
     cls = torch.full((1, 2, 3), -6.0)
     cls[0, 0, 1] = 5.0
     # box [12, 4, 36, 12] in the resized 48x32 image
@@ -261,10 +270,10 @@ def test_boxes_and_masks_in_original_image_coordinates():
 
 
 def test_box_source_mask_gives_the_tight_box_of_each_output_mask():
-    """test_cfg.box_source='mask': Mask2Former's boxes, the tight box of the
-    output mask in the original image, whatever the box branch says."""
-    head = build_head(num_classes=3, num_queries=2,
-                      test_cfg=dict(max_per_img=100, mask_thr=0.5, box_source='mask'))
+    """test_cfg.box_source='mask' (the default with masks): Mask2Former's
+    boxes, the tight box of the output mask in the original image, whatever
+    the box branch says; 'regress' gives the box branch's."""
+    head = build_head(num_classes=3, num_queries=2)
     cls = torch.full((1, 2, 3), -6.0)
     cls[0, 0, 1] = 5.0
     boxes = torch.tensor([[[0.2, 0.2, 0.1, 0.1], [0.5, 0.5, 0.2, 0.2]]])  # wrong box
@@ -277,9 +286,10 @@ def test_box_source_mask_gives_the_tight_box_of_each_output_mask():
     expect = torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float)
     assert torch.equal(res.bboxes[0], expect)
     assert abs(float(res.bboxes[0, 0]) - 6) <= 1 and abs(float(res.bboxes[0, 2]) - 18) <= 1
-    regress = build_head(num_classes=3, num_queries=2)
+    regress = build_head(num_classes=3, num_queries=2,
+                         test_cfg=dict(max_per_img=100, mask_thr=0.5, box_source='regress'))
     res = regress.predict_by_feat(cls, boxes, masks, [img_meta], rescale=True)[0]
-    assert not torch.equal(res.bboxes[0], expect)  # the default: the box branch
+    assert torch.allclose(res.bboxes[0], torch.tensor([3.6, 2.4, 6.0, 4.0]))
     with pytest.raises(ValueError, match='box_source'):
         build_head(num_classes=3, test_cfg=dict(box_source='both')).predict_by_feat(
             cls, boxes, masks, [img_meta])
