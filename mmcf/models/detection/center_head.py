@@ -262,8 +262,7 @@ class ClusterFormerCenterHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseM
         to a level of ``size`` (h, w), detached: the (B, h*w, K) E-step
         prior of ``assign_prior='mask'``."""
         with torch.no_grad():
-            masks = torch.einsum('bkd,bdhw->bkhw', self.mask_embed(self.out_norm(centers)),
-                                 mask_feature)
+            masks = self._mask_logits(self.out_norm(centers), mask_feature)
             masks = F.interpolate(masks.float(), size=tuple(size), mode='bilinear',
                                   align_corners=False)
             return F.logsigmoid(masks).flatten(2).transpose(1, 2)
@@ -276,8 +275,13 @@ class ClusterFormerCenterHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseM
         cls_scores = self.cls_embed(dec)
         mask_preds = None
         if self.with_mask:
-            mask_preds = torch.einsum('bkd,bdhw->bkhw', self.mask_embed(dec), mask_feature)
+            mask_preds = self._mask_logits(dec, mask_feature)
         return cls_scores, mask_preds, dec
+
+    def _mask_logits(self, dec: Tensor, mask_feature: Tensor) -> Tensor:
+        """``<MLP(C_k), F_p>`` (§4.1.4): (B, K, H/4, W/4) mask logits of
+        the normed centers ``dec`` (B, K, D)."""
+        return torch.einsum('bkd,bdhw->bkhw', self.mask_embed(dec), mask_feature)
 
     # -------------------------------------------------------- loss pieces
     def _hungarian_match(self, pred: InstanceData, gt: InstanceData,
