@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .em_step import fused_em_step
+
 CENTER_UPDATES = ('recurrent', 'vanilla', 'kmeans', 'cosine', 'criss_cross')
 LOGIT_TYPES = ('cosine', 'centered_cosine', 'dot')
 PROJ_INITS = ('kmeans', 'random')
@@ -249,6 +251,14 @@ class RecurrentClustering(nn.Module):
         qkv_bias: add a bias to the q/k/v projections.
         num_heads: number of heads (fixed, ``head_dim`` sets their width);
             None: ``dim // head_dim``.
+        fused: run each E-step and M-step of the softmax-over-K updates
+            ('recurrent', 'cosine') as one chunked operation that writes no
+            (N, K) map unless one is asked for and keeps none for backward
+            (:func:`~mmcf.models.em_step.fused_em_step`); False: the plain
+            formulas below, the reference. Same parameters, same results
+            up to float rounding. The other updates always run plainly.
+        chunk_rows: pixels per chunk of the fused step (default: sized to
+            the cache, :func:`~mmcf.models.em_step.chunk_rows`).
     """
 
     max_logit_scale = 100.0
@@ -265,7 +275,9 @@ class RecurrentClustering(nn.Module):
                  residual: bool = True,
                  proj_init: str = 'random',
                  qkv_bias: bool = True,
-                 num_heads: Optional[int] = None):
+                 num_heads: Optional[int] = None,
+                 fused: bool = True,
+                 chunk_rows: Optional[int] = None):
         super().__init__()
         if proj_init not in PROJ_INITS:
             raise ValueError(f'proj_init must be one of {PROJ_INITS}, got {proj_init!r}')
@@ -304,6 +316,10 @@ class RecurrentClustering(nn.Module):
         self.residual = residual
         self.proj_init = proj_init
         self.scale = head_dim ** -0.5
+        if chunk_rows is not None and (not isinstance(chunk_rows, int) or chunk_rows < 1):
+            raise ValueError(f'chunk_rows must be an integer >= 1 or None, got {chunk_rows!r}')
+        self.fused = fused
+        self.chunk_rows = chunk_rows
         if update != 'cosine':
             self.q = nn.Linear(dim, self.inner_dim, bias=qkv_bias)
             self.kv = nn.Linear(dim, self.inner_dim + dim, bias=qkv_bias)
@@ -421,7 +437,8 @@ class RecurrentClustering(nn.Module):
                 centers: torch.Tensor,
                 keep_all: bool = False,
                 hw: Optional[Tuple[int, int]] = None,
-                prior: Optional[torch.Tensor] = None
+                prior: Optional[torch.Tensor] = None,
+                return_maps: bool = True
                 ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """Cluster ``x`` (B, N, D) starting from ``centers`` (B, K, D).
 
@@ -436,6 +453,10 @@ class RecurrentClustering(nn.Module):
         heads pass their previous layer's mask probabilities, see
         :class:`~mmcf.models.decoder.ClusterTransformerDecoder`).
 
+        ``return_maps=False`` tells the layer that the caller does not read
+        the maps: the fused E/M step then writes none and the list is empty
+        (unless ``keep_all`` or recording asks for them).
+
         Every step is one batched matmul over (batch, heads); nothing loops
         over centers or pixels. K and V are projected and laid out once (K
         normalised once for cosine logits); the temperature is applied to the
@@ -448,6 +469,8 @@ class RecurrentClustering(nn.Module):
         """
         recording = self.record != 'none' and not self.training
         keep_all = keep_all or (recording and self.record == 'all')
+        want_last = return_maps or recording
+        fused = self.fused and self.update in ('recurrent', 'cosine')
         if self.update == 'cosine':
             k, v = x, x  # no projections
         else:
@@ -477,6 +500,17 @@ class RecurrentClustering(nn.Module):
             else:
                 q = self.q(c)  # only Q is recomputed
             q = self._logit_vectors(self._split(q)) * tau
+            if fused:
+                # the same E-step and M-step in one chunked pass (em_step.py)
+                need = keep_all or (want_last and t == self.num_iters - 1)
+                c_heads, m_nk = fused_em_step(
+                    k, q, v, prior, mean=self.m_step == 'mean', need_map=need,
+                    rows=self.chunk_rows)
+                update = self._merge(c_heads)
+                c = c + update if self.residual else update
+                if m_nk is not None:
+                    maps.append(m_nk.transpose(-2, -1))
+                continue
             # The softmax runs in float32 (or float64) whatever the input
             # precision, so large logits under bf16/fp16 autocast stay finite.
             logits = k @ q.transpose(-2, -1)  # (B, h, N, K)
@@ -507,6 +541,8 @@ class RecurrentClustering(nn.Module):
                 maps.append(m)
             else:
                 maps[0] = m
+        if not (want_last or keep_all):
+            maps = []
         if recording:
             # references only (no copy, no work): maps and health are made
             # from them when read, so recording costs nothing per forward

@@ -91,17 +91,19 @@ class ClusterDecoderLayer(BaseModule):
         self.norm3 = build_norm_layer(norm_cfg, dim)[1]
 
     def forward(self, feats: Tensor, centers: Tensor, pos: Tensor,
-                prior: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+                prior: Optional[Tensor] = None, return_maps: bool = True
+                ) -> Tuple[Tensor, Optional[Tensor]]:
         """``feats`` (B, N, D) pixel tokens of one level, ``centers`` and
         ``pos`` (B, K, D), ``prior`` an optional (B, N, K) log prior of the
         E-step. Returns the new centers and the last assignment map ``M``
-        (B, heads, K, N)."""
+        (B, heads, K, N), or None with ``return_maps=False`` (the fused E/M
+        step then writes no map, unless recording asks for one)."""
         clustered, maps = self.clustering(self.feat_norm(feats), centers + pos,
-                                          prior=prior)
+                                          prior=prior, return_maps=return_maps)
         centers = self.norm1(centers + self.cluster_drop(self.cluster_proj(clustered)))
         centers = self.norm2(self.self_attn(centers, query_pos=pos, key_pos=pos))
         centers = self.norm3(self.ffn(centers))
-        return centers, maps[-1]
+        return centers, maps[-1] if return_maps and maps else None
 
 
 class CenterQueryInit(nn.Module):
@@ -375,8 +377,9 @@ class ClusterTransformerDecoder(BaseModule):
         return layer % num_levels
 
     def forward(self, level_tokens: Sequence[Tensor], centers: Tensor, pos: Tensor,
-                prior_fn: Optional[Callable[[int, Tensor], Optional[Tensor]]] = None
-                ) -> Iterator[Tuple[int, Tensor, Tensor]]:
+                prior_fn: Optional[Callable[[int, Tensor], Optional[Tensor]]] = None,
+                return_maps: bool = True
+                ) -> Iterator[Tuple[int, Tensor, Optional[Tensor]]]:
         """Run the layers; yields ``(layer index, centers, last assignment
         map)`` after each layer, so a head predicts from every layer.
 
@@ -385,11 +388,14 @@ class ClusterTransformerDecoder(BaseModule):
         ``pos`` (B, K, D). ``prior_fn(level, centers)``, optional, gives
         the (B, N_level, K) log prior of the E-steps of the layer that is
         about to cluster ``level`` from ``centers`` (the heads' mask prior).
+        ``return_maps=False``: the head does not read the maps; None is
+        yielded in their place and the fused E/M step writes none.
         """
         for i, layer in enumerate(self.layers):
             level = self.level_index(i, len(level_tokens))
             prior = prior_fn(level, centers) if prior_fn is not None else None
-            centers, assign = layer(level_tokens[level], centers, pos, prior=prior)
+            centers, assign = layer(level_tokens[level], centers, pos, prior=prior,
+                                    return_maps=return_maps)
             yield i, centers, assign
 
 

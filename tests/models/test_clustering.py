@@ -1,17 +1,20 @@
 """Eq. 3, 5 and 6 against slow references written from the formulas."""
-import importlib.util
+import importlib
 import math
 import os.path as osp
+import sys
+import types
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-# load the framework-free module by path: it must not need mmcv or mmengine
-_spec = importlib.util.spec_from_file_location(
-    'clustering', osp.join(osp.dirname(__file__), '..', '..', 'mmcf', 'models', 'clustering.py'))
-clustering = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(clustering)
+# load the framework-free modules by path, as a bare package without
+# mmcf/__init__.py: clustering.py and em_step.py must not need mmcv or mmengine
+_pkg = types.ModuleType('mmcf_framework_free')
+_pkg.__path__ = [osp.join(osp.dirname(__file__), '..', '..', 'mmcf', 'models')]
+sys.modules.setdefault('mmcf_framework_free', _pkg)
+clustering = importlib.import_module('mmcf_framework_free.clustering')
 CenterInit = clustering.CenterInit
 FeatureDispatch = clustering.FeatureDispatch
 RecurrentClustering = clustering.RecurrentClustering

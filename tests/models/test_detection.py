@@ -310,9 +310,9 @@ def test_mask_prior_changes_the_e_steps_and_trains():
     layer0 = prior.transformer_decoder.layers[0].clustering
     orig = layer0.forward
 
-    def spy(x, centers, keep_all=False, prior=None):
+    def spy(x, centers, keep_all=False, prior=None, **kwargs):
         seen.append(prior)
-        return orig(x, centers, keep_all=keep_all, prior=prior)
+        return orig(x, centers, keep_all=keep_all, prior=prior, **kwargs)
     layer0.forward = spy
     out_plain = plain(feats, samples)
     out_prior = prior(feats, samples)

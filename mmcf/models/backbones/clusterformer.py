@@ -58,6 +58,7 @@ class ClusterBlock(BaseModule):
                  with_dispatch: bool = True,
                  qkv_bias: bool = True,
                  num_heads: Optional[int] = None,
+                 fused_em: bool = True,
                  drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  norm_cfg: Optional[dict] = None,
@@ -75,7 +76,7 @@ class ClusterBlock(BaseModule):
             dim, head_dim=head_dim, num_iters=num_iters, update=center_update,
             m_step=m_step, logits=cluster_logits, logit_scale=logit_scale,
             residual=residual_m_step, proj_init=proj_init,
-            qkv_bias=qkv_bias, num_heads=num_heads) if with_clustering else None
+            qkv_bias=qkv_bias, num_heads=num_heads, fused=fused_em) if with_clustering else None
         self.dispatch = FeatureDispatch(
             dim, dispatch_mlp_ratio, dispatch_sim, dispatch_mode) if with_dispatch else None
         if with_dispatch and self.dispatch.needs_assignment and not with_clustering:
@@ -100,7 +101,11 @@ class ClusterBlock(BaseModule):
         centers = self.center_init(x_n, hw)
         maps: List[torch.Tensor] = []
         if self.clustering is not None:
-            centers, maps = self.clustering(x_n, centers, hw=hw)
+            # the maps are written only when the dispatch reads them (or
+            # recording asks); the fused E/M step skips them otherwise
+            centers, maps = self.clustering(
+                x_n, centers, hw=hw,
+                return_maps=self.dispatch is not None and self.dispatch.needs_assignment)
         if self.dispatch is not None:
             x = x + self.drop_path(self.dispatch(x_n, centers, maps[-1] if maps else None))
         x = self.ffn(self.norm2(x), identity=x)
@@ -185,6 +190,10 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
         num_heads: heads per stage (an int or one per stage); default: the
             arch's ``num_heads``, or ``width // head_dim`` for a custom arch
             dict without it (the width split into heads of ``head_dim``).
+        fused_em: run each E/M step of Eq. 3 as one chunked operation that
+            keeps no (N, K) map for backward (default); False: the plain
+            formulas (the reference). Same weights, same outputs up to float
+            rounding, see :mod:`mmcf.models.em_step`.
         center_update: 'recurrent' (Eq. 3), 'cosine', 'vanilla' (Eq. 1),
             'criss_cross' [35] or 'kmeans' [95] (Table 6c), see
             :class:`~mmcf.models.clustering.RecurrentClustering`.
@@ -267,6 +276,7 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
                  with_dispatch: bool = True,
                  qkv_bias: bool = True,
                  num_heads: Optional[Union[int, Sequence[int]]] = None,
+                 fused_em: bool = True,
                  out_indices: Sequence[int] = (3, ),
                  out_centers: bool = False,
                  drop_rate: float = 0.,
@@ -347,7 +357,7 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
             center_init_residual=center_init_residual, dispatch_sim=dispatch_sim,
             dispatch_mode=dispatch_mode,
             with_clustering=with_clustering, with_dispatch=with_dispatch,
-            qkv_bias=qkv_bias, drop_rate=drop_rate, with_cp=with_cp)
+            qkv_bias=qkv_bias, fused_em=fused_em, drop_rate=drop_rate, with_cp=with_cp)
         self.stages = ModuleList()
         start = 0
         for i, depth in enumerate(depths):

@@ -222,6 +222,10 @@ class ClusterFormerCenterHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseM
             tokens = tokens + pos.to(tokens.dtype) + self.level_embed.weight[index]
         return tokens
 
+    #: whether the predictions read the decoder's assignment maps (a
+    #: subclass that does says so); when not, the fused E/M step writes none
+    reads_assignment_maps = False
+
     def decode(self, x: Sequence[Tensor]
                ) -> Tuple[List[Tensor], List[Optional[Tensor]], List[Tensor], Tensor]:
         """Run the pixel decoder and the ClusterFormer decoder.
@@ -249,7 +253,8 @@ class ClusterFormerCenterHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseM
         if self.assign_prior == 'mask':
             def prior_fn(level: int, current: Tensor) -> Tensor:
                 return self._mask_prior(current, mask_feature, levels[level].shape[-2:])
-        for i, centers, assign in decoder(tokens, centers, pos, prior_fn=prior_fn):
+        for i, centers, assign in decoder(tokens, centers, pos, prior_fn=prior_fn,
+                                          return_maps=self.reads_assignment_maps):
             outs.append(centers)
             assigns.append(assign)
             shapes.append(tuple(levels[decoder.level_index(i, len(levels))].shape[-2:]))

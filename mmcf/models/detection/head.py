@@ -315,6 +315,11 @@ class ClusterFormerDetHead(ClusterFormerCenterHead):
                 out[b, 0], out[b, 1] = pw / iw, ph / ih
         return out
 
+    @property
+    def reads_assignment_maps(self) -> bool:
+        """The box reference is made from the decoder's assignment maps."""
+        return self.box_ref != 'none'
+
     def forward(self, x: Sequence[Tensor], batch_data_samples: Optional[list] = None
                 ) -> Tuple[List[Tensor], List[Tensor], List[Optional[Tensor]]]:
         """Per supervised prediction (initial centers if

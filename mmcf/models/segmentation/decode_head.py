@@ -316,7 +316,7 @@ class ClusterFormerHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseDecodeH
         self.set_assignment_shapes([levels[decoder.level_index(i, len(levels))].shape
                                     for i in range(self.num_layers)])
         tokens = [lvl.flatten(2).transpose(1, 2) for lvl in levels]
-        for i, centers, _ in decoder(tokens, centers, pos):
+        for i, centers, _ in decoder(tokens, centers, pos, return_maps=False):
             last = i == self.num_layers - 1
             if last or (all_layers and self.deep_supervision):
                 preds.append(self._class_scores(centers, mask_feature))

@@ -1,0 +1,213 @@
+"""The E-step and M-step of Eq. 3 as one fused, chunked operation.
+
+:class:`~mmcf.models.clustering.RecurrentClustering` runs one EM iteration
+per call of :func:`fused_em_step`::
+
+    M   = softmax_K(K_I Q^T + log pi)     # E-step, (N, K) per image and head
+    C   = M^T V_I / sum_i M_i             # M-step, mean (or without the division: sum)
+
+Written plainly (``RecurrentClustering(fused=False)``, the reference) this
+writes the (N, K) float32 logits, reads them for the softmax, writes M,
+reads M again for the mass and for the product with V, and autograd keeps M
+of every iteration of every block for the backward pass. Here the pixels
+are processed in chunks of ``rows`` whose (chunk, K) tiles stay in cache:
+each chunk's logits become assignments, are added to the assignment mass and
+multiplied into ``M^T V`` at once, and nothing of size (N, K) is written
+unless the caller asks for the maps (``need_map``: explainability, a
+dispatch that reads ``M``, a head's box reference). The backward pass
+recomputes each chunk's assignments from the saved ``K_I``, ``Q`` and
+``V_I`` (a custom :class:`torch.autograd.Function`), so training keeps no
+(N, K) map per iteration: the memory of the clustering is that of its
+inputs and outputs.
+
+Gradients, with ``G = dL/dC`` (K, d), ``m_k`` the mass of center ``k`` and
+``U = C`` the mean M-step::
+
+    dL/dV_i  = sum_k M_ik G_k / m_k
+    dL/dM_ik = (G_k . (V_i - U_k)) / m_k   (+ the caller's gradient of M)
+    dL/dS_ik = M_ik (dL/dM_ik - sum_j M_ij dL/dM_ij)          # softmax
+    dL/dK_i  = sum_k dL/dS_ik Q_k,   dL/dQ_k = sum_i dL/dS_ik K_i
+
+The slow references in ``tests/models/test_em_step.py`` check values and
+gradients against the plain formulas (fp32 and bf16, odd N, K > N, K = 1,
+with and without the maps).
+
+Precision follows the plain path: the logits' product runs in the inputs'
+dtype, the softmax and the assignment mass in float32, the M-step product in
+the values' dtype with float32 accumulation across chunks.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+
+#: bytes of one chunk's (B, heads, rows, K) float32 logits: small enough to
+#: stay in a CPU core's L2 cache (measured in docs/en/analysis.md); on CUDA
+#: chunks only bound the memory of very large maps
+CHUNK_BYTES = {'cpu': 2 << 20, 'cuda': 256 << 20}
+MIN_ROWS = 64
+
+
+def chunk_rows(batch_heads: int, num_centers: int, device: torch.device,
+               rows: Optional[int] = None) -> int:
+    """Pixels per chunk: ``rows`` if given, else as many as fit
+    :data:`CHUNK_BYTES` for the device (at least :data:`MIN_ROWS`)."""
+    if rows is not None:
+        if rows < 1:
+            raise ValueError(f'chunk rows must be >= 1, got {rows}')
+        return int(rows)
+    budget = CHUNK_BYTES.get(device.type, CHUNK_BYTES['cuda'])
+    return max(MIN_ROWS, budget // (4 * batch_heads * max(num_centers, 1)))
+
+
+def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for half types and float32, float64 for float64."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _assign_chunk(k: torch.Tensor, qt: torch.Tensor, prior: Optional[torch.Tensor],
+                  s: int, e: int) -> torch.Tensor:
+    """Assignments (B, h, e - s, K) of pixels ``s:e``, float32 (float64 for
+    float64 inputs)."""
+    logits = k[:, :, s:e] @ qt
+    logits = logits.to(_acc_dtype(logits.dtype))
+    if prior is not None:
+        logits = logits + prior[:, :, s:e]
+    return logits.softmax(dim=-1)
+
+
+def _forward(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
+             prior: Optional[torch.Tensor], mean: bool, need_map: bool, rows: int,
+             eps: float) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    B, h, N, _ = k.shape
+    K, dv = q.shape[-2], v.shape[-1]
+    acc = _acc_dtype(v.dtype)
+    qt = q.transpose(-2, -1)
+    if N <= rows:  # one chunk: no accumulation buffers
+        m = _assign_chunk(k, qt, prior, 0, N)
+        m_v = m.to(v.dtype)
+        s_sum = (m_v.transpose(-2, -1) @ v).to(acc)
+        mass = m_v.sum(dim=-2, dtype=acc)
+        maps = m_v if need_map else None
+    else:
+        s_sum = torch.zeros(B, h, K, dv, device=v.device, dtype=acc)
+        mass = torch.zeros(B, h, K, device=v.device, dtype=acc)
+        maps = torch.empty(B, h, N, K, device=v.device, dtype=v.dtype) if need_map else None
+        for s in range(0, N, rows):
+            e = min(s + rows, N)
+            m_v = _assign_chunk(k, qt, prior, s, e).to(v.dtype)
+            s_sum += m_v.transpose(-2, -1) @ v[:, :, s:e]
+            mass += m_v.sum(dim=-2, dtype=acc)
+            if maps is not None:
+                maps[:, :, s:e] = m_v
+    mass = mass.unsqueeze(-1)
+    out = s_sum / mass.clamp_min(eps) if mean else s_sum
+    return out.to(v.dtype), mass, maps
+
+
+class _FusedEMStep(torch.autograd.Function):
+    """Autograd of :func:`fused_em_step`: saves K, Q, V, the output and the
+    mass, and recomputes the assignments chunk by chunk in backward."""
+
+    @staticmethod
+    def forward(ctx, k, q, v, prior, mean, need_map, rows, eps):
+        out, mass, maps = _forward(k, q, v, prior, mean, need_map, rows, eps)
+        ctx.save_for_backward(k, q, v, prior, out, mass)
+        ctx.mean, ctx.rows, ctx.eps, ctx.need_map = mean, rows, eps, need_map
+        if maps is None:
+            maps = out.new_empty(0)
+        ctx.mark_non_differentiable(mass)
+        return out, mass, maps
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_mass, grad_maps):
+        k, q, v, prior, out, mass = ctx.saved_tensors
+        B, h, N, _ = k.shape
+        rows, acc = ctx.rows, _acc_dtype(v.dtype)
+        g = grad_out.to(acc)
+        if ctx.mean:
+            safe = mass.clamp_min(ctx.eps)
+            g_s = g / safe  # dL/d(sum_i M_ik V_i)
+            # dL/dmass_k = -(G_k . U_k) / m_k, zero where the clamp holds
+            g_mass = -(g_s * out.to(acc)).sum(-1) * (mass.squeeze(-1) > ctx.eps)
+        else:
+            g_s, g_mass = g, None
+        g_s_v = g_s.to(v.dtype)
+        if grad_maps is not None and grad_maps.numel() == 0:
+            grad_maps = None
+        qt = q.transpose(-2, -1)
+        need_k, need_q, need_v, need_p = ctx.needs_input_grad[:4]
+        dk = torch.empty_like(k) if need_k else None
+        dv = torch.empty_like(v) if need_v else None
+        dq = torch.zeros(q.shape, device=q.device, dtype=acc) if need_q else None
+        dprior = torch.empty_like(prior) if need_p else None
+        for s in range(0, N, rows):
+            e = min(s + rows, N)
+            m = _assign_chunk(k, qt, prior, s, e)  # (B, h, n, K)
+            m_v = m.to(v.dtype)
+            if dv is not None:
+                dv[:, :, s:e] = m_v @ g_s_v
+            # dL/dM_ik = V_i . g_s_k - g_mass_k (+ the caller's dL/dM)
+            d_m = (v[:, :, s:e] @ g_s_v.transpose(-2, -1)).to(m.dtype)
+            if g_mass is not None:
+                d_m = d_m + g_mass.unsqueeze(-2)
+            if grad_maps is not None:
+                d_m = d_m + grad_maps[:, :, s:e].to(m.dtype)
+            d_logit = m * (d_m - (m * d_m).sum(dim=-1, keepdim=True))
+            if dprior is not None:
+                dprior[:, :, s:e] = d_logit.sum(dim=1, keepdim=True) \
+                    if prior.shape[1] == 1 else d_logit
+            d_logit = d_logit.to(k.dtype)
+            if dk is not None:
+                dk[:, :, s:e] = d_logit @ q
+            if dq is not None:
+                dq += d_logit.transpose(-2, -1) @ k[:, :, s:e]
+        if dq is not None:
+            dq = dq.to(q.dtype)
+        return dk, dq, dv, dprior, None, None, None, None
+
+
+def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
+                  prior: Optional[torch.Tensor] = None, mean: bool = True,
+                  need_map: bool = False, rows: Optional[int] = None, eps: float = 1e-6
+                  ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """One E-step and M-step of Eq. 3, chunked over the pixels.
+
+    Args:
+        k: keys (B, h, N, d), as the logits compare them (normalised for
+            cosine logits).
+        q: queries (B, h, K, d), temperature included.
+        v: values (B, h, N, dv).
+        prior: optional float32 log prior (B, 1 or h, N, K) added to the
+            logits.
+        mean: divide by the assignment mass (the EM mean M-step) or not
+            (``'sum'``, the literal Eq. 3).
+        need_map: also return the assignments (B, h, N, K) in ``v``'s
+            dtype.
+        rows: pixels per chunk (default :func:`chunk_rows`).
+        eps: lower bound of the mass in the mean M-step.
+
+    Returns:
+        The M-step result (B, h, K, dv) in ``v``'s dtype and the map or
+        None.
+    """
+    if k.dim() != 4 or q.dim() != 4 or v.dim() != 4:
+        raise ValueError(f'fused_em_step expects (B, h, L, d) tensors, got k '
+                         f'{tuple(k.shape)}, q {tuple(q.shape)}, v {tuple(v.shape)}')
+    B, h, N, _ = k.shape
+    rows = chunk_rows(B * h, q.shape[-2], k.device, rows)
+    if prior is not None and prior.dtype != torch.float64:
+        prior = prior.float()
+    device = k.device.type
+    if torch.is_autocast_enabled(device):
+        # what autocast would run the plain path's products in
+        dtype = torch.get_autocast_dtype(device)
+        k, q, v = k.to(dtype), q.to(dtype), v.to(dtype)
+    with torch.autocast(device, enabled=False):
+        if torch.is_grad_enabled() and any(
+                t is not None and t.requires_grad for t in (k, q, v, prior)):
+            out, _, maps = _FusedEMStep.apply(k, q, v, prior, mean, need_map, rows, eps)
+            return out, (maps if need_map else None)
+        out, _, maps = _forward(k, q, v, prior, mean, need_map, rows, eps)
+    return out, maps

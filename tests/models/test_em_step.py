@@ -1,0 +1,200 @@
+"""The fused E/M step (mmcf/models/em_step.py) against the plain formulas of
+Eq. 3, in value and gradient."""
+import importlib
+import os.path as osp
+import sys
+import types
+
+import pytest
+import torch
+
+_pkg = types.ModuleType('mmcf_framework_free')
+_pkg.__path__ = [osp.join(osp.dirname(__file__), '..', '..', 'mmcf', 'models')]
+sys.modules.setdefault('mmcf_framework_free', _pkg)
+em_step = importlib.import_module('mmcf_framework_free.em_step')
+clustering = importlib.import_module('mmcf_framework_free.clustering')
+fused_em_step = em_step.fused_em_step
+RecurrentClustering = clustering.RecurrentClustering
+
+
+def reference_em(k, q, v, prior=None, mean=True):
+    """Eq. 3's E-step and M-step written out per image, head and center:
+    ``M_ik = exp(S_ik) / sum_j exp(S_ij)`` with ``S_ik = K_i . Q_k (+ log
+    pi_ik)``, then ``C_k = sum_i M_ik V_i`` (divided by ``sum_i M_ik`` for the
+    mean M-step). Returns C (B, h, K, dv) and M (B, h, N, K)."""
+    B, h, N, _ = k.shape
+    K = q.shape[2]
+    outs, maps = [], []
+    for b in range(B):
+        for hd in range(h):
+            rows = []
+            for i in range(N):
+                s = torch.stack([k[b, hd, i] @ q[b, hd, c] for c in range(K)])
+                if prior is not None:
+                    s = s + prior[b, min(hd, prior.shape[1] - 1), i]
+                e = torch.exp(s - s.max())
+                rows.append(e / e.sum())
+            m = torch.stack(rows)  # (N, K)
+            cs = []
+            for c in range(K):
+                upd = (m[:, c, None] * v[b, hd]).sum(0)
+                if mean:
+                    upd = upd / m[:, c].sum().clamp_min(1e-6)
+                cs.append(upd)
+            outs.append(torch.stack(cs))
+            maps.append(m)
+    dv = v.shape[-1]
+    return (torch.stack(outs).reshape(B, h, K, dv), torch.stack(maps).reshape(B, h, N, K))
+
+
+def _inputs(B, h, N, K, d, dv, dtype=torch.float64, prior=False, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    k = torch.randn(B, h, N, d, generator=g, dtype=dtype).requires_grad_()
+    q = (2 * torch.randn(B, h, K, d, generator=g, dtype=dtype)).requires_grad_()
+    v = torch.randn(B, h, N, dv, generator=g, dtype=dtype).requires_grad_()
+    p = torch.randn(B, 1, N, K, generator=g, dtype=torch.float32).log_softmax(-1)
+    p = p.to(dtype).requires_grad_() if prior else None
+    return k, q, v, p
+
+
+CASES = [  # (B, h, N, K, rows): odd N in uneven chunks, K > N, K = 1
+    (2, 2, 37, 5, 8), (1, 3, 5, 9, 2), (2, 1, 11, 1, 4), (1, 2, 16, 4, 16), (1, 1, 9, 3, None)]
+
+
+@pytest.mark.parametrize('B,h,N,K,rows', CASES)
+@pytest.mark.parametrize('mean', [True, False])
+@pytest.mark.parametrize('need_map', [False, True])
+@pytest.mark.parametrize('prior', [False, True])
+def test_fused_em_step_matches_reference_value_and_gradient(B, h, N, K, rows, mean,
+                                                             need_map, prior):
+    k, q, v, p = _inputs(B, h, N, K, 4, 3, prior=prior)
+    out, maps = fused_em_step(k, q, v, p, mean=mean, need_map=need_map, rows=rows)
+    ref, ref_maps = reference_em(k, q, v, p, mean)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    assert (maps is None) == (not need_map)
+    w = torch.randn_like(ref)
+    loss, ref_loss = (out * w).sum(), (ref * w).sum()
+    if need_map:  # a gradient through the maps as well
+        torch.testing.assert_close(maps, ref_maps, rtol=1e-10, atol=1e-10)
+        wm = torch.randn_like(ref_maps)
+        loss, ref_loss = loss + (maps * wm).sum(), ref_loss + (ref_maps * wm).sum()
+    inputs = [t for t in (k, q, v, p) if t is not None]
+    grads = torch.autograd.grad(loss, inputs)
+    ref_grads = torch.autograd.grad(ref_loss, inputs)
+    for name, g, r in zip('kqvp', grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-9, msg=f'd{name}')
+
+
+def test_fused_em_step_gradcheck():
+    k, q, v, p = _inputs(1, 2, 7, 3, 3, 2, prior=True)
+    assert torch.autograd.gradcheck(
+        lambda *a: fused_em_step(*a, mean=True, need_map=True, rows=3)[0].sum() +
+        fused_em_step(*a, mean=True, need_map=True, rows=3)[1].square().sum(), (k, q, v, p))
+
+
+def test_fused_em_step_bf16_close_to_reference():
+    k, q, v, _ = _inputs(2, 3, 45, 7, 8, 8, dtype=torch.float32)
+    kb, qb, vb = (t.detach().bfloat16().requires_grad_() for t in (k, q, v))
+    out, _ = fused_em_step(kb, qb, vb, rows=16)
+    assert out.dtype == torch.bfloat16
+    ref, _ = reference_em(*(t.detach().double().requires_grad_() for t in (kb, qb, vb)))
+    torch.testing.assert_close(out.double(), ref, rtol=2e-2, atol=2e-2)
+    w = torch.randn(ref.shape, dtype=torch.float64)
+    grads = torch.autograd.grad((out.double() * w).sum(), (kb, qb, vb))
+    kd, qd, vd = (t.detach().double().requires_grad_() for t in (kb, qb, vb))
+    ref_grads = torch.autograd.grad((reference_em(kd, qd, vd)[0] * w).sum(), (kd, qd, vd))
+    for g, r in zip(grads, ref_grads):
+        assert g.dtype == torch.bfloat16
+        err = (g.double() - r).abs().max() / r.abs().max()
+        assert err < 3e-2, float(err)
+
+
+def test_fused_em_step_under_autocast_runs_in_the_autocast_dtype():
+    k, q, v, _ = _inputs(1, 2, 20, 4, 8, 8, dtype=torch.float32)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out, maps = fused_em_step(k, q, v, need_map=True, rows=7)
+    assert out.dtype == maps.dtype == torch.bfloat16
+    ref, _ = reference_em(k.double(), q.double(), v.double())
+    torch.testing.assert_close(out.double(), ref, rtol=3e-2, atol=3e-2)
+    (out.float().sum()).backward()
+    assert k.grad.dtype == torch.float32 and torch.isfinite(k.grad).all()
+
+
+def test_fused_em_step_refuses_bad_shapes():
+    with pytest.raises(ValueError, match='expects'):
+        fused_em_step(torch.zeros(2, 3, 4), torch.zeros(1, 1, 2, 4), torch.zeros(1, 1, 3, 4))
+    with pytest.raises(ValueError, match='chunk rows'):
+        em_step.chunk_rows(1, 4, torch.device('cpu'), rows=0)
+
+
+def _pair(seed=0, **kw):
+    torch.manual_seed(seed)
+    fused = RecurrentClustering(16, head_dim=4, num_iters=3, fused=True, chunk_rows=5, **kw)
+    plain = RecurrentClustering(16, head_dim=4, num_iters=3, fused=False, **kw)
+    plain.load_state_dict(fused.state_dict())
+    return fused.double(), plain.double()
+
+
+@pytest.mark.parametrize('kw', [dict(), dict(m_step='sum', residual=False),
+                                dict(update='cosine'), dict(logits='dot')])
+@pytest.mark.parametrize('record', ['none', 'last', 'all'])
+def test_clustering_fused_equals_plain(kw, record):
+    fused, plain = _pair(**kw)
+    assert list(fused.state_dict()) == list(plain.state_dict())
+    x = torch.randn(2, 23, 16, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(2, 6, 16, dtype=torch.float64)
+    outs = []
+    for mod in (fused, plain):
+        mod.record = record
+        mod.train(record == 'none')
+        c, maps = mod(x, c0)
+        grads = torch.autograd.grad(c.square().sum() + maps[-1].sum() * 0.5,
+                                    [x] + list(mod.parameters()))
+        outs.append((c, maps, grads, mod.assignments, mod.health))
+    (c, maps, grads, assign, health), (rc, rmaps, rgrads, rassign, rhealth) = outs
+    torch.testing.assert_close(c, rc, rtol=1e-10, atol=1e-10)
+    assert len(maps) == len(rmaps) == (3 if record == 'all' else 1)
+    for m, r in zip(maps, rmaps):
+        torch.testing.assert_close(m, r, rtol=1e-10, atol=1e-10)
+    for g, r in zip(grads, rgrads):
+        torch.testing.assert_close(g, r, rtol=1e-8, atol=1e-10)
+    assert assign.keys() == rassign.keys()
+    for t in assign:
+        torch.testing.assert_close(assign[t], rassign[t])
+    if record != 'none':
+        assert health == pytest.approx(rhealth)
+
+
+def test_clustering_return_maps_false_writes_no_map_unless_recording():
+    fused, _ = _pair()
+    x, c0 = torch.randn(1, 30, 16, dtype=torch.float64), torch.randn(1, 4, 16, dtype=torch.float64)
+    _, maps = fused(x, c0, return_maps=False)
+    assert maps == []
+    fused.record = 'last'
+    fused.eval()
+    _, maps = fused(x, c0, return_maps=False)
+    assert len(maps) == 1 and maps[0].shape == (1, 4, 4, 30)
+    assert fused.health is not None
+
+
+def test_fused_clustering_keeps_no_pixel_by_center_map_for_backward():
+    """The point of the custom autograd: nothing of size (N, K) per
+    iteration is saved for backward; the plain path saves T of them."""
+    N, K = 97, 11
+    x = torch.randn(1, N, 16, requires_grad=True)
+    c0 = torch.randn(1, K, 16)
+    saved = {}
+    for fused in (True, False):
+        torch.manual_seed(0)
+        mod = RecurrentClustering(16, head_dim=4, num_iters=3, fused=fused)
+        shapes = []
+
+        def pack(t, shapes=shapes):
+            shapes.append(tuple(t.shape))
+            return t
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            c, _ = mod(x, c0, return_maps=False)
+        saved[fused] = [s for s in shapes if len(s) == 4 and s[-2:] in ((N, K), (K, N))]
+        c.sum().backward()
+    assert saved[True] == []
+    assert len(saved[False]) >= 3
