@@ -14,6 +14,7 @@ centers ``c`` are ``(B, K, D)``. Nothing here depends on mmengine or mmcv.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Dict, List, Optional, Tuple
 
@@ -71,6 +72,20 @@ def pooling_bins(length: int, bins: int, device: Optional[torch.device] = None
     return (i >= start) & (i < end)
 
 
+@functools.lru_cache(maxsize=64)
+def _pooling_weights_cpu(length: int, bins: int) -> torch.Tensor:
+    inside = pooling_bins(length, bins).T.double()  # (bins, length)
+    return inside / inside.sum(dim=1, keepdim=True)
+
+
+def pooling_weights(length: int, bins: int, device: Optional[torch.device] = None,
+                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(bins, length): row ``b`` averages the positions of adaptive-pooling
+    bin ``b`` (:func:`pooling_bins`), so ``P @ x`` is ``adaptive_avg_pool1d``
+    along that axis."""
+    return _pooling_weights_cpu(length, bins).to(device=device, dtype=dtype)
+
+
 class Mlp(nn.Module):
     """Two linear layers with a GELU between them (the paper's "FFN")."""
 
@@ -119,9 +134,14 @@ class CenterInit(nn.Module):
         H, W = hw
         if N != H * W:
             raise ValueError(f'CenterInit: {N} tokens do not form a {H}x{W} map')
-        grid = x.transpose(1, 2).reshape(B, D, H, W)
-        pooled = F.adaptive_avg_pool2d(grid, self.grid)  # (B, D, rows, cols)
-        pooled = pooled.flatten(2).transpose(1, 2)  # (B, K, D)
+        rows, cols = self.grid
+        # Adaptive average pooling is separable: average the columns of each
+        # bin, then the rows, as two small products on the token-major map
+        # (no NCHW copy; the same bins and values as adaptive_avg_pool2d)
+        p_w = pooling_weights(W, cols, x.device, x.dtype)  # (cols, W)
+        p_h = pooling_weights(H, rows, x.device, x.dtype)  # (rows, H)
+        pooled = p_w @ x.reshape(B, H, W, D)  # (B, H, cols, D)
+        pooled = (p_h @ pooled.reshape(B, H, cols * D)).reshape(B, rows * cols, D)
         return pooled + self.ffn(pooled) if self.residual else self.ffn(pooled)
 
 
@@ -492,6 +512,8 @@ class RecurrentClustering(nn.Module):
             mask = self.criss_cross_mask(hw, centers.shape[1], x.device)  # (N, K)
         c = centers
         maps: List[torch.Tensor] = []
+        # cosine logits lie in [-tau, tau]: the fused softmax needs no max pass
+        bound = None if self.logits == 'dot' or not fused else float(tau.detach().max())
         for t in range(self.num_iters):
             if self.update == 'cosine':
                 q = c
@@ -505,7 +527,7 @@ class RecurrentClustering(nn.Module):
                 need = keep_all or (want_last and t == self.num_iters - 1)
                 c_heads, m_nk = fused_em_step(
                     k, q, v, prior, mean=self.m_step == 'mean', need_map=need,
-                    rows=self.chunk_rows)
+                    rows=self.chunk_rows, bound=bound)
                 update = self._merge(c_heads)
                 c = c + update if self.residual else update
                 if m_nk is not None:

@@ -38,6 +38,7 @@ the values' dtype with float32 accumulation across chunks.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional, Tuple
 
 import torch
@@ -66,40 +67,79 @@ def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+#: largest ``bound + log K`` for which ``exp`` of the raw logits can neither
+#: overflow in a row sum nor underflow to zero in float32 (exp(88.7) is
+#: float32's largest value, exp(-87.3) its smallest normal one)
+MAX_EXP_BOUND = 80.0
+
+
+def _use_bound(bound: Optional[float], num_centers: int, prior: Optional[torch.Tensor]
+               ) -> bool:
+    """Whether the softmax may skip its max pass: the logits are known to
+    lie in [-bound, bound] (cosine logits times tau) and no prior is added."""
+    return (bound is not None and prior is None
+            and bound + math.log(max(num_centers, 1)) <= MAX_EXP_BOUND)
+
+
 def _assign_chunk(k: torch.Tensor, qt: torch.Tensor, prior: Optional[torch.Tensor],
-                  s: int, e: int) -> torch.Tensor:
+                  s: int, e: int, bounded: bool = False) -> torch.Tensor:
     """Assignments (B, h, e - s, K) of pixels ``s:e``, float32 (float64 for
-    float64 inputs)."""
+    float64 inputs). ``bounded``: the logits are bounded (:func:`_use_bound`),
+    so ``exp`` needs no shift and the softmax is ``exp`` and one division."""
     logits = k[:, :, s:e] @ qt
     logits = logits.to(_acc_dtype(logits.dtype))
+    if bounded:
+        m = logits.exp_()
+        return m.div_(m.sum(dim=-1, keepdim=True))
     if prior is not None:
         logits = logits + prior[:, :, s:e]
     return logits.softmax(dim=-1)
 
 
+def _m_step_bounded(k: torch.Tensor, qt: torch.Tensor, v: torch.Tensor, s: int, e: int,
+                    acc: torch.dtype, need_map: bool
+                    ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """E-step and M-step of pixels ``s:e`` for bounded logits without writing
+    the normalised map: with ``E = exp(S)`` and ``r_i = 1 / sum_k E_ik``,
+    ``M = r E``, so ``M^T V = E^T (r V)`` and the mass ``M^T 1 = E^T r``,
+    both from one product of ``E^T`` with ``[r V, r]``. Returns the product
+    (B, h, K, dv), the mass (B, h, K) and, with ``need_map``, M."""
+    ex = (k[:, :, s:e] @ qt).to(acc).exp_()  # (B, h, n, K)
+    r = ex.sum(dim=-1, keepdim=True).reciprocal_()  # (B, h, n, 1)
+    v_r = torch.cat([v[:, :, s:e].to(acc), torch.ones_like(r)], dim=-1).mul_(r)
+    prod = ex.to(v.dtype).transpose(-2, -1) @ v_r.to(v.dtype)  # (B, h, K, dv + 1)
+    return prod[..., :-1], prod[..., -1], ex.mul_(r) if need_map else None
+
+
 def _forward(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
              prior: Optional[torch.Tensor], mean: bool, need_map: bool, rows: int,
-             eps: float) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+             eps: float, bounded: bool = False
+             ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     B, h, N, _ = k.shape
     K, dv = q.shape[-2], v.shape[-1]
     acc = _acc_dtype(v.dtype)
     qt = q.transpose(-2, -1)
-    if N <= rows:  # one chunk: no accumulation buffers
-        m = _assign_chunk(k, qt, prior, 0, N)
-        m_v = m.to(v.dtype)
-        s_sum = (m_v.transpose(-2, -1) @ v).to(acc)
-        mass = m_v.sum(dim=-2, dtype=acc)
-        maps = m_v if need_map else None
-    else:
-        s_sum = torch.zeros(B, h, K, dv, device=v.device, dtype=acc)
-        mass = torch.zeros(B, h, K, device=v.device, dtype=acc)
-        maps = torch.empty(B, h, N, K, device=v.device, dtype=v.dtype) if need_map else None
-        for s in range(0, N, rows):
-            e = min(s + rows, N)
+    s_sum = mass = maps = None
+    if need_map and N > rows:
+        maps = torch.empty(B, h, N, K, device=v.device, dtype=v.dtype)
+    for s in range(0, N, rows):
+        e = min(s + rows, N)
+        if bounded:
+            prod, part, m = _m_step_bounded(k, qt, v, s, e, acc, need_map)
+            m_v = m.to(v.dtype) if need_map else None
+        else:
             m_v = _assign_chunk(k, qt, prior, s, e).to(v.dtype)
-            s_sum += m_v.transpose(-2, -1) @ v[:, :, s:e]
-            mass += m_v.sum(dim=-2, dtype=acc)
-            if maps is not None:
+            prod = m_v.transpose(-2, -1) @ v[:, :, s:e]
+            part = m_v.sum(dim=-2, dtype=acc)
+        if s_sum is None:  # the first (or only) chunk
+            s_sum, mass = prod.to(acc), part.to(acc)
+        else:
+            s_sum += prod
+            mass += part
+        if need_map:
+            if maps is None:  # one chunk: the map itself
+                maps = m_v
+            else:
                 maps[:, :, s:e] = m_v
     mass = mass.unsqueeze(-1)
     out = s_sum / mass.clamp_min(eps) if mean else s_sum
@@ -111,10 +151,10 @@ class _FusedEMStep(torch.autograd.Function):
     mass, and recomputes the assignments chunk by chunk in backward."""
 
     @staticmethod
-    def forward(ctx, k, q, v, prior, mean, need_map, rows, eps):
-        out, mass, maps = _forward(k, q, v, prior, mean, need_map, rows, eps)
+    def forward(ctx, k, q, v, prior, mean, need_map, rows, eps, bounded):
+        out, mass, maps = _forward(k, q, v, prior, mean, need_map, rows, eps, bounded)
         ctx.save_for_backward(k, q, v, prior, out, mass)
-        ctx.mean, ctx.rows, ctx.eps, ctx.need_map = mean, rows, eps, need_map
+        ctx.mean, ctx.rows, ctx.eps, ctx.bounded = mean, rows, eps, bounded
         if maps is None:
             maps = out.new_empty(0)
         ctx.mark_non_differentiable(mass)
@@ -133,7 +173,12 @@ class _FusedEMStep(torch.autograd.Function):
             g_mass = -(g_s * out.to(acc)).sum(-1) * (mass.squeeze(-1) > ctx.eps)
         else:
             g_s, g_mass = g, None
-        g_s_v = g_s.to(v.dtype)
+        # dL/dM_ik = V_i . g_s_k + g_mass_k = [V_i, 1] . [g_s_k, g_mass_k]:
+        # one product with the extended values gives it (and M [g_s, g_mass]
+        # gives dL/dV in its first dv columns)
+        dv_w = v.shape[-1]
+        g_ext = g_s if g_mass is None else torch.cat([g_s, g_mass.unsqueeze(-1)], dim=-1)
+        g_ext = g_ext.to(v.dtype)
         if grad_maps is not None and grad_maps.numel() == 0:
             grad_maps = None
         qt = q.transpose(-2, -1)
@@ -144,17 +189,21 @@ class _FusedEMStep(torch.autograd.Function):
         dprior = torch.empty_like(prior) if need_p else None
         for s in range(0, N, rows):
             e = min(s + rows, N)
-            m = _assign_chunk(k, qt, prior, s, e)  # (B, h, n, K)
-            m_v = m.to(v.dtype)
-            if dv is not None:
-                dv[:, :, s:e] = m_v @ g_s_v
-            # dL/dM_ik = V_i . g_s_k - g_mass_k (+ the caller's dL/dM)
-            d_m = (v[:, :, s:e] @ g_s_v.transpose(-2, -1)).to(m.dtype)
+            m = _assign_chunk(k, qt, prior, s, e, ctx.bounded)  # (B, h, n, K)
+            v_ext = v[:, :, s:e]
             if g_mass is not None:
-                d_m = d_m + g_mass.unsqueeze(-2)
-            if grad_maps is not None:
-                d_m = d_m + grad_maps[:, :, s:e].to(m.dtype)
-            d_logit = m * (d_m - (m * d_m).sum(dim=-1, keepdim=True))
+                v_ext = torch.cat([v_ext, v_ext.new_ones(v_ext.shape[:-1] + (1, ))], dim=-1)
+            p = m.to(v.dtype) @ g_ext  # (B, h, n, dv (+1))
+            if dv is not None:
+                dv[:, :, s:e] = p[..., :dv_w]
+            d_m = (v_ext @ g_ext.transpose(-2, -1)).to(m.dtype)  # dL/dM
+            # sum_k M_ik dL/dM_ik = [V_i, 1] . (M [g_s, g_mass])_i
+            row = (v_ext.to(m.dtype) * p.to(m.dtype)).sum(dim=-1, keepdim=True)
+            if grad_maps is not None:  # the caller's gradient of M
+                g_m = grad_maps[:, :, s:e].to(m.dtype)
+                d_m += g_m
+                row += (m * g_m).sum(dim=-1, keepdim=True)
+            d_logit = d_m.sub_(row).mul_(m)  # softmax backward
             if dprior is not None:
                 dprior[:, :, s:e] = d_logit.sum(dim=1, keepdim=True) \
                     if prior.shape[1] == 1 else d_logit
@@ -165,12 +214,13 @@ class _FusedEMStep(torch.autograd.Function):
                 dq += d_logit.transpose(-2, -1) @ k[:, :, s:e]
         if dq is not None:
             dq = dq.to(q.dtype)
-        return dk, dq, dv, dprior, None, None, None, None
+        return dk, dq, dv, dprior, None, None, None, None, None
 
 
 def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
                   prior: Optional[torch.Tensor] = None, mean: bool = True,
-                  need_map: bool = False, rows: Optional[int] = None, eps: float = 1e-6
+                  need_map: bool = False, rows: Optional[int] = None, eps: float = 1e-6,
+                  bound: Optional[float] = None
                   ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """One E-step and M-step of Eq. 3, chunked over the pixels.
 
@@ -187,6 +237,12 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
             dtype.
         rows: pixels per chunk (default :func:`chunk_rows`).
         eps: lower bound of the mass in the mean M-step.
+        bound: a bound on ``|K_i . Q_k|`` known to the caller (cosine logits:
+            the largest temperature), or None. With a bound (small enough,
+            and no prior) the softmax skips its max pass: ``exp`` of the
+            logits cannot overflow or vanish, and the normalisation is folded
+            into the M-step product (:func:`_m_step_bounded`). Same values up
+            to float rounding.
 
     Returns:
         The M-step result (B, h, K, dv) in ``v``'s dtype and the map or
@@ -197,6 +253,7 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
                          f'{tuple(k.shape)}, q {tuple(q.shape)}, v {tuple(v.shape)}')
     B, h, N, _ = k.shape
     rows = chunk_rows(B * h, q.shape[-2], k.device, rows)
+    bounded = _use_bound(bound, q.shape[-2], prior)
     if prior is not None and prior.dtype != torch.float64:
         prior = prior.float()
     device = k.device.type
@@ -207,7 +264,8 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
     with torch.autocast(device, enabled=False):
         if torch.is_grad_enabled() and any(
                 t is not None and t.requires_grad for t in (k, q, v, prior)):
-            out, _, maps = _FusedEMStep.apply(k, q, v, prior, mean, need_map, rows, eps)
+            out, _, maps = _FusedEMStep.apply(k, q, v, prior, mean, need_map, rows, eps,
+                                              bounded)
             return out, (maps if need_map else None)
-        out, _, maps = _forward(k, q, v, prior, mean, need_map, rows, eps)
+        out, _, maps = _forward(k, q, v, prior, mean, need_map, rows, eps, bounded)
     return out, maps

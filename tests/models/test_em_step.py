@@ -64,11 +64,16 @@ CASES = [  # (B, h, N, K, rows): odd N in uneven chunks, K > N, K = 1
 @pytest.mark.parametrize('B,h,N,K,rows', CASES)
 @pytest.mark.parametrize('mean', [True, False])
 @pytest.mark.parametrize('need_map', [False, True])
-@pytest.mark.parametrize('prior', [False, True])
+@pytest.mark.parametrize('prior,bounded', [(False, False), (True, False), (False, True)])
 def test_fused_em_step_matches_reference_value_and_gradient(B, h, N, K, rows, mean,
-                                                             need_map, prior):
+                                                             need_map, prior, bounded):
+    """``bounded``: the caller gives a bound on the logits, so the softmax
+    runs as exp and one division, folded into the M-step."""
     k, q, v, p = _inputs(B, h, N, K, 4, 3, prior=prior)
-    out, maps = fused_em_step(k, q, v, p, mean=mean, need_map=need_map, rows=rows)
+    bound = float((k @ q.transpose(-2, -1)).abs().max()) if bounded else None
+    assert em_step._use_bound(bound, K, p) == bounded
+    out, maps = fused_em_step(k, q, v, p, mean=mean, need_map=need_map, rows=rows,
+                              bound=bound)
     ref, ref_maps = reference_em(k, q, v, p, mean)
     torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
     assert (maps is None) == (not need_map)
@@ -198,3 +203,20 @@ def test_fused_clustering_keeps_no_pixel_by_center_map_for_backward():
         c.sum().backward()
     assert saved[True] == []
     assert len(saved[False]) >= 3
+
+
+def test_bounded_softmax_only_where_exp_is_safe():
+    """exp without a shift only for bounded logits with ``bound + log K`` at
+    most 80 and no prior; the result is then the softmax's."""
+    assert em_step._use_bound(5.0, 100, None)
+    assert not em_step._use_bound(None, 100, None)
+    assert not em_step._use_bound(76.0, 100, None)  # 76 + log 100 > 80
+    assert not em_step._use_bound(5.0, 100, torch.zeros(1))
+    k = torch.nn.functional.normalize(torch.randn(1, 2, 33, 8), dim=-1)
+    q = 70.0 * torch.nn.functional.normalize(torch.randn(1, 2, 6, 8), dim=-1)
+    v = torch.randn(1, 2, 33, 5)
+    out, maps = fused_em_step(k, q, v, need_map=True, rows=10, bound=70.0)
+    ref, ref_maps = reference_em(k.double(), q.double(), v.double())
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(maps.double(), ref_maps, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out.double(), ref, rtol=1e-4, atol=1e-4)
