@@ -513,7 +513,9 @@ class RecurrentClustering(nn.Module):
         c = centers
         maps: List[torch.Tensor] = []
         # cosine logits lie in [-tau, tau]: the fused softmax needs no max pass
-        bound = None if self.logits == 'dot' or not fused else float(tau.detach().max())
+        # (on the CPU; on a GPU reading tau would cost a device sync per layer)
+        bound = float(tau.detach().max()) if (
+            fused and self.logits != 'dot' and k.device.type == 'cpu') else None
         for t in range(self.num_iters):
             if self.update == 'cosine':
                 q = c

@@ -39,7 +39,7 @@ the values' dtype with float32 accumulation across chunks.
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -183,10 +183,11 @@ class _FusedEMStep(torch.autograd.Function):
             grad_maps = None
         qt = q.transpose(-2, -1)
         need_k, need_q, need_v, need_p = ctx.needs_input_grad[:4]
-        dk = torch.empty_like(k) if need_k else None
-        dv = torch.empty_like(v) if need_v else None
-        dq = torch.zeros(q.shape, device=q.device, dtype=acc) if need_q else None
-        dprior = torch.empty_like(prior) if need_p else None
+        # per-chunk gradients of the pixel-side inputs, joined at the end
+        dk: List[torch.Tensor] = []
+        dv: List[torch.Tensor] = []
+        dprior: List[torch.Tensor] = []
+        dq = None
         for s in range(0, N, rows):
             e = min(s + rows, N)
             m = _assign_chunk(k, qt, prior, s, e, ctx.bounded)  # (B, h, n, K)
@@ -194,8 +195,8 @@ class _FusedEMStep(torch.autograd.Function):
             if g_mass is not None:
                 v_ext = torch.cat([v_ext, v_ext.new_ones(v_ext.shape[:-1] + (1, ))], dim=-1)
             p = m.to(v.dtype) @ g_ext  # (B, h, n, dv (+1))
-            if dv is not None:
-                dv[:, :, s:e] = p[..., :dv_w]
+            if need_v:
+                dv.append(p[..., :dv_w])
             d_m = (v_ext @ g_ext.transpose(-2, -1)).to(m.dtype)  # dL/dM
             # sum_k M_ik dL/dM_ik = [V_i, 1] . (M [g_s, g_mass])_i
             row = (v_ext.to(m.dtype) * p.to(m.dtype)).sum(dim=-1, keepdim=True)
@@ -204,17 +205,23 @@ class _FusedEMStep(torch.autograd.Function):
                 d_m += g_m
                 row += (m * g_m).sum(dim=-1, keepdim=True)
             d_logit = d_m.sub_(row).mul_(m)  # softmax backward
-            if dprior is not None:
-                dprior[:, :, s:e] = d_logit.sum(dim=1, keepdim=True) \
-                    if prior.shape[1] == 1 else d_logit
+            if need_p:
+                dprior.append(d_logit.sum(dim=1, keepdim=True)
+                              if prior.shape[1] == 1 else d_logit)
             d_logit = d_logit.to(k.dtype)
-            if dk is not None:
-                dk[:, :, s:e] = d_logit @ q
-            if dq is not None:
-                dq += d_logit.transpose(-2, -1) @ k[:, :, s:e]
+            if need_k:
+                dk.append(d_logit @ q)
+            if need_q:
+                part = d_logit.transpose(-2, -1) @ k[:, :, s:e]
+                dq = part.to(acc) if dq is None else dq.add_(part)
         if dq is not None:
             dq = dq.to(q.dtype)
-        return dk, dq, dv, dprior, None, None, None, None, None
+
+        def join(parts: List[torch.Tensor]) -> Optional[torch.Tensor]:
+            if not parts:
+                return None
+            return parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
+        return join(dk), dq, join(dv), join(dprior), None, None, None, None, None
 
 
 def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,

@@ -277,16 +277,77 @@ def test_benchmark_tool_runs_interleaved_and_writes_json(tmp_path):
     out = tmp_path / 'bench.json'
     tool.main(['--archs', 'tiny', '--sizes', '64', '96', '--batch-sizes', '1', '2',
                '--max-batch-pixels', str(96 * 96), '--repeats', '2', '--warmup', '0',
-               '--out', str(out)])
+               '--modes', 'forward', '--out', str(out)])
     result = json.loads(out.read_text())
     rows = result['results']
     assert [(r['model'], r['size'], r['batch']) for r in rows] == [
         ('ClusterFormer-tiny', 64, 1), ('Swin-T', 64, 1),
         ('ClusterFormer-tiny', 64, 2), ('Swin-T', 64, 2),
         ('ClusterFormer-tiny', 96, 1), ('Swin-T', 96, 1)]
-    assert result['skipped'] == [dict(arch='tiny', size=96, batch=2)]
+    assert result['skipped'] == [dict(arch='tiny', size=96, batch=2, mode='forward')]
     for r in rows:
         assert r['latency_ms'] > 0 and r['peak_mb'] > 0
         assert r['throughput'] == pytest.approx(r['batch'] * 1e3 / r['latency_ms'])
     # activations grow with the batch
     assert rows[2]['peak_mb'] > rows[0]['peak_mb']
+
+
+def test_benchmark_training_step_profile_and_targets(tmp_path, capsys):
+    """--modes train times forward + backward + AdamW for each model (and
+    the plain E/M path with --plain-em, same weights), --profile splits the
+    time into op categories, and the targets are printed as measured figures
+    or 'not measured'."""
+    import json
+    tool = _load_tool('analysis', 'benchmark.py')
+    out = tmp_path / 'bench.json'
+    tool.main(['--archs', 'tiny', '--sizes', '64', '--batch-sizes', '1', '--repeats', '1',
+               '--warmup', '1', '--modes', 'forward', 'train', '--plain-em', '--profile',
+               '--out', str(out)])
+    result = json.loads(out.read_text())
+    rows = result['results']
+    assert [(r['mode'], r['model']) for r in rows] == [
+        (mode, name) for mode in ('forward', 'train') for name in
+        ('ClusterFormer-tiny', 'Swin-T', 'ClusterFormer-tiny (plain E/M)')]
+    train = [r for r in rows if r['mode'] == 'train']
+    assert all(r['size'] == 64 and r['latency_ms'] > 0 for r in train)
+    # a training step holds activations and gradients: more than a forward
+    fwd = {r['model']: r for r in rows if r['mode'] == 'forward'}
+    for r in train:
+        assert r['peak_mb'] > 2 * fwd[r['model']]['peak_mb']
+    assert len(result['profiles']) == 6
+    for p in result['profiles']:
+        assert set(p['ms']) == set(tool.CATEGORY_NAMES)
+        assert p['ms']['matmul'] > 0
+        assert (p['ms']['optimizer'] > 0) == (p['mode'] == 'train')
+    targets = {t['target']: t for t in result['targets']}
+    assert len(targets) == 5 and all(t['value'] is None and t['met'] is None
+                                     for t in targets.values())  # no 224 / 1024 rows
+    text = capsys.readouterr().out
+    assert 'Where the time goes' in text and '| not measured |' in text
+    assert 'plain E/M ms' in text
+
+
+def test_benchmark_targets_from_rows():
+    tool = _load_tool('analysis', 'benchmark.py')
+
+    def row(model, mode, size, ms, mb=None):
+        return dict(model=model, arch='tiny', mode=mode, size=size, batch=1, dtype='fp32',
+                    latency_ms=ms, peak_mb=mb)
+    rows = [row('ClusterFormer-tiny', 'forward', 224, 90.0), row('Swin-T', 'forward', 224, 100.0),
+            row('ClusterFormer-tiny', 'forward', 1024, 2200.0),
+            row('Swin-T', 'forward', 1024, 2000.0),
+            row('ClusterFormer-tiny', 'train', 224, 300.0, 120.0),
+            row('Swin-T', 'train', 224, 280.0, 100.0)]
+    values = [(t['value'], t['met'])
+              for t in tool.targets(dict(results=rows, machine=dict(device='cpu')))]
+    assert values[0] == (pytest.approx(0.9), True)  # forward 224
+    assert values[1] == (pytest.approx(1.1), False)  # forward 1024
+    assert values[2] == (pytest.approx(2200 / 90), False)  # growth x24.4 > x20.9
+    assert values[3] == (pytest.approx(300 / 280), True)  # train step 1.07 <= 1.1
+    assert values[4] == (pytest.approx(1.2), False)  # memory
+    assert tool.op_category('aten::_softmax') == 'softmax'
+    assert tool.op_category('aten::addmm') == 'matmul'
+    assert tool.op_category('aten::native_layer_norm_backward') == 'normalisation'
+    assert tool.op_category('aten::_foreach_mul_') == 'optimizer'
+    assert tool.op_category('aten::copy_') == 'copies'
+    assert tool.op_category('aten::gelu') == 'elementwise'
