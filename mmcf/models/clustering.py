@@ -41,8 +41,32 @@ def unit_vectors(t: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     are equal (one center): ``F.normalize`` clamps the norm there and its
     backward gives 0 * inf = NaN, which poisons every weight in one step. A
     zero vector stays zero (its logits are 0: a uniform assignment).
+
+    The result is contiguous, and backward keeps only it and ``1 / |t|``
+    (:class:`_UnitVectors`): ``d(t / n)/dt^T g = (g - f (f . g)) / n`` with
+    ``f`` the result, so the input (for keys a (N, d) tensor per block) need
+    not be kept.
     """
+    if torch.is_grad_enabled() and t.requires_grad:
+        return _UnitVectors.apply(t, eps)
     return t * torch.rsqrt(t.pow(2).sum(dim=-1, keepdim=True) + eps * eps)
+
+
+class _UnitVectors(torch.autograd.Function):
+    """Autograd of :func:`unit_vectors` that saves its output, not its input."""
+
+    @staticmethod
+    def forward(ctx, t, eps):
+        inv = torch.rsqrt(t.pow(2).sum(dim=-1, keepdim=True) + eps * eps)
+        out = torch.empty(t.shape, dtype=t.dtype, device=t.device)
+        torch.mul(t, inv, out=out)
+        ctx.save_for_backward(out, inv)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        f, inv = ctx.saved_tensors
+        return (grad - f * (f * grad).sum(dim=-1, keepdim=True)) * inv, None
 
 
 def center_grid(num_centers: int) -> Tuple[int, int]:
@@ -523,18 +547,19 @@ class RecurrentClustering(nn.Module):
                 q = self.q_iters[t - 1](c)  # a query projection per layer
             else:
                 q = self.q(c)  # only Q is recomputed
-            q = self._logit_vectors(self._split(q)) * tau
             if fused:
-                # the same E-step and M-step in one chunked pass (em_step.py)
+                # the same E-step and M-step in one chunked pass (em_step.py),
+                # which also centers, normalises and scales the raw queries
                 need = keep_all or (want_last and t == self.num_iters - 1)
                 c_heads, m_nk = fused_em_step(
-                    k, q, v, prior, mean=self.m_step == 'mean', need_map=need,
-                    rows=self.chunk_rows, bound=bound)
+                    k, self._split(q), v, prior, mean=self.m_step == 'mean', need_map=need,
+                    rows=self.chunk_rows, bound=bound, query=self.logits, tau=tau)
                 update = self._merge(c_heads)
                 c = c + update if self.residual else update
                 if m_nk is not None:
                     maps.append(m_nk.transpose(-2, -1))
                 continue
+            q = self._logit_vectors(self._split(q)) * tau
             # The softmax runs in float32 (or float64) whatever the input
             # precision, so large logits under bf16/fp16 autocast stay finite.
             logits = k @ q.transpose(-2, -1)  # (B, h, N, K)
@@ -733,15 +758,31 @@ class FeatureDispatch(nn.Module):
             gate = torch.sigmoid(self.sim_alpha * s + self.sim_beta).unsqueeze(-1)
             return self.fc(gate * picked)
         if self.sim == 'cosine':
-            # sum_k cos(C_k, p_i) C_k = (p_i / |p_i|) (C_hat^T C): with the
-            # (D, D) matrix C_hat^T C made first this costs N*D*D instead of
-            # 2*N*K*D, chosen when smaller (D < 2K).
-            c_hat = F.normalize(centers, dim=-1)
-            inv_norm = x.norm(dim=-1, keepdim=True).clamp_min(1e-12).reciprocal()
-            if x.shape[-1] < 2 * K:
-                agg = (x @ (c_hat.transpose(1, 2) @ centers)) * inv_norm
-            else:
-                agg = ((x @ c_hat.transpose(1, 2)) * inv_norm) @ centers
-        else:
-            agg = self.similarity(x, centers, assignment) @ centers
+            return self._eq6_cosine(x, centers)
+        agg = self.similarity(x, centers, assignment) @ centers
         return self.mlp(agg / K)
+
+    def _eq6_cosine(self, x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+        """Eq. 6 with cosine similarity, the MLP's first layer folded in.
+
+        ``z_i = 1/K sum_k cos(C_k, p_i) C_k = (p_i / |p_i|) A`` with the
+        (D, D) matrix ``A = C_hat^T C / K``, and the MLP's first layer is
+        linear, so ``fc1(z_i) = (p_i (A W_1^T)) / |p_i| + b_1``: the pixels
+        meet one (D, D/4) matrix instead of ``A`` and then ``W_1``
+        (``N D D / 4`` multiply-adds instead of ``N D D + N D D / 4``), and
+        no (N, D) aggregate is kept for backward. When ``D >= 2K`` the
+        (N, K) similarities are cheaper than ``A``: ``(p_i C_hat^T /
+        |p_i|) (C W_1^T / K)``. Same values as ``mlp(z)`` up to rounding
+        (tested against the formula).
+        """
+        K, D = centers.shape[1], x.shape[-1]
+        fc1 = self.mlp.fc1
+        c_hat = F.normalize(centers, dim=-1)
+        inv_norm = x.norm(dim=-1, keepdim=True).clamp_min(1e-12).reciprocal()
+        w1 = fc1.weight.transpose(0, 1).to(x.dtype)  # (D, hidden)
+        if D < 2 * K:
+            h = x @ ((c_hat.transpose(1, 2) @ centers) @ (w1 / K))  # (B, N, hidden)
+        else:
+            h = (x @ c_hat.transpose(1, 2)) @ ((centers @ w1) / K)
+        h = torch.addcmul(fc1.bias.to(h.dtype), h, inv_norm.to(h.dtype))
+        return self.mlp.fc2(self.mlp.act(h))

@@ -146,15 +146,64 @@ def _forward(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
     return out.to(v.dtype), mass, maps
 
 
+QUERY_MODES = ('cosine', 'centered_cosine', 'dot')
+UNIT_EPS = 1e-4  # as clustering.unit_vectors
+
+
+def _query_vectors(q: torch.Tensor, mode: str, tau: torch.Tensor
+                   ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """Queries as the logits compare them, from the raw projection ``q``
+    (B, h, K, d): ``tau * unit(q - mean_K q)`` ('centered_cosine'), ``tau *
+    unit(q)`` ('cosine') or ``tau * q`` ('dot'), computed in float32 (float64
+    for float64). Returns them, the unit vectors and ``1 / |.|`` (None for
+    'dot')."""
+    acc = _acc_dtype(q.dtype)
+    u = q.to(acc)
+    if mode == 'dot':
+        return u * tau.to(acc), None, None
+    if mode == 'centered_cosine':
+        u = u - u.mean(dim=-2, keepdim=True)
+    inv = torch.rsqrt(u.pow(2).sum(dim=-1, keepdim=True) + UNIT_EPS * UNIT_EPS)
+    unit = u * inv
+    return unit * tau.to(acc), unit, inv
+
+
+def _query_vectors_backward(grad: torch.Tensor, q: torch.Tensor, mode: str, tau: torch.Tensor,
+                            need_q: bool, need_tau: bool
+                            ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """Gradients of :func:`_query_vectors` for ``q`` and ``tau``, from the
+    saved raw ``q``: with ``f = u / n``, ``n = sqrt(|u|^2 + eps^2)``,
+    ``df/du^T g = (g - f (f . g)) / n``, then the centering's ``g - mean_K
+    g``."""
+    acc = _acc_dtype(q.dtype)
+    if mode == 'dot':
+        unit, inv = q.to(acc), None
+    else:
+        _, unit, inv = _query_vectors(q, mode, torch.ones((), dtype=acc, device=q.device))
+    d_tau = (grad * unit).sum_to_size(tau.shape).to(tau.dtype) if need_tau else None
+    if not need_q:
+        return None, d_tau
+    g = grad * tau.to(acc)
+    if mode != 'dot':
+        g = (g - unit * (unit * g).sum(dim=-1, keepdim=True)) * inv
+        if mode == 'centered_cosine':
+            g = g - g.mean(dim=-2, keepdim=True)
+    return g.to(q.dtype), d_tau
+
+
 class _FusedEMStep(torch.autograd.Function):
     """Autograd of :func:`fused_em_step`: saves K, Q, V, the output and the
     mass, and recomputes the assignments chunk by chunk in backward."""
 
     @staticmethod
-    def forward(ctx, k, q, v, prior, mean, need_map, rows, eps, bounded):
-        out, mass, maps = _forward(k, q, v, prior, mean, need_map, rows, eps, bounded)
-        ctx.save_for_backward(k, q, v, prior, out, mass)
+    def forward(ctx, k, q, v, prior, tau, mean, need_map, rows, eps, bounded, query):
+        q_eff = q if query is None else _query_vectors(q, query, tau)[0].to(k.dtype)
+        out, mass, maps = _forward(k, q_eff, v, prior, mean, need_map, rows, eps, bounded)
+        # with ``query`` only the raw (K, d) projection is kept: the unit
+        # vectors and the temperature's product are recomputed in backward
+        ctx.save_for_backward(k, q, v, prior, tau, out, mass)
         ctx.mean, ctx.rows, ctx.eps, ctx.bounded = mean, rows, eps, bounded
+        ctx.query = query
         if maps is None:
             maps = out.new_empty(0)
         ctx.mark_non_differentiable(mass)
@@ -162,7 +211,9 @@ class _FusedEMStep(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out, grad_mass, grad_maps):
-        k, q, v, prior, out, mass = ctx.saved_tensors
+        k, q_raw, v, prior, tau, out, mass = ctx.saved_tensors
+        query = ctx.query
+        q = q_raw if query is None else _query_vectors(q_raw, query, tau)[0].to(k.dtype)
         B, h, N, _ = k.shape
         rows, acc = ctx.rows, _acc_dtype(v.dtype)
         g = grad_out.to(acc)
@@ -182,7 +233,8 @@ class _FusedEMStep(torch.autograd.Function):
         if grad_maps is not None and grad_maps.numel() == 0:
             grad_maps = None
         qt = q.transpose(-2, -1)
-        need_k, need_q, need_v, need_p = ctx.needs_input_grad[:4]
+        need_k, need_q, need_v, need_p, need_tau = ctx.needs_input_grad[:5]
+        need_q = need_q or (query is not None and need_tau)
         # per-chunk gradients of the pixel-side inputs, joined at the end
         dk: List[torch.Tensor] = []
         dv: List[torch.Tensor] = []
@@ -214,27 +266,34 @@ class _FusedEMStep(torch.autograd.Function):
             if need_q:
                 part = d_logit.transpose(-2, -1) @ k[:, :, s:e]
                 dq = part.to(acc) if dq is None else dq.add_(part)
+        d_tau = None
         if dq is not None:
-            dq = dq.to(q.dtype)
+            if query is None:
+                dq = dq.to(q.dtype)
+            else:
+                dq, d_tau = _query_vectors_backward(
+                    dq, q_raw, query, tau, ctx.needs_input_grad[1], need_tau)
 
         def join(parts: List[torch.Tensor]) -> Optional[torch.Tensor]:
             if not parts:
                 return None
             return parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
-        return join(dk), dq, join(dv), join(dprior), None, None, None, None, None
+        return (join(dk), dq, join(dv), join(dprior), d_tau) + (None, ) * 6
 
 
 def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
                   prior: Optional[torch.Tensor] = None, mean: bool = True,
                   need_map: bool = False, rows: Optional[int] = None, eps: float = 1e-6,
-                  bound: Optional[float] = None
+                  bound: Optional[float] = None, query: Optional[str] = None,
+                  tau: Optional[torch.Tensor] = None
                   ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """One E-step and M-step of Eq. 3, chunked over the pixels.
 
     Args:
         k: keys (B, h, N, d), as the logits compare them (normalised for
             cosine logits).
-        q: queries (B, h, K, d), temperature included.
+        q: queries (B, h, K, d), temperature included; with ``query`` the
+            raw query projection instead.
         v: values (B, h, N, dv).
         prior: optional float32 log prior (B, 1 or h, N, K) added to the
             logits.
@@ -250,6 +309,14 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
             logits cannot overflow or vanish, and the normalisation is folded
             into the M-step product (:func:`_m_step_bounded`). Same values up
             to float rounding.
+        query: None, or how the logits see the raw queries ``q`` (Eq. 3 with
+            the logits of :class:`~mmcf.models.clustering.RecurrentClustering`):
+            ``'centered_cosine'`` ``tau * unit(q - mean_K q)``, ``'cosine'``
+            ``tau * unit(q)``, ``'dot'`` ``tau * q``. Done inside the fused
+            step, so backward keeps only the raw (K, d) projection instead
+            of three (K, d) intermediates per iteration.
+        tau: the temperature with ``query``, broadcastable to (B, h, K, d)
+            (the per-head (h, 1, 1)); it gets a gradient if it requires one.
 
     Returns:
         The M-step result (B, h, K, dv) in ``v``'s dtype and the map or
@@ -258,9 +325,15 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
     if k.dim() != 4 or q.dim() != 4 or v.dim() != 4:
         raise ValueError(f'fused_em_step expects (B, h, L, d) tensors, got k '
                          f'{tuple(k.shape)}, q {tuple(q.shape)}, v {tuple(v.shape)}')
+    if query is not None and (query not in QUERY_MODES or tau is None):
+        raise ValueError(f'query must be one of {QUERY_MODES} and come with tau, got '
+                         f'{query!r} (tau {"given" if tau is not None else "None"})')
     B, h, N, _ = k.shape
     rows = chunk_rows(B * h, q.shape[-2], k.device, rows)
-    bounded = _use_bound(bound, q.shape[-2], prior)
+    # a jit trace (mmengine's FLOP counter) sees the plain products: no
+    # autograd.Function (opaque to it) and no extended M-step product
+    tracing = torch.jit.is_tracing()
+    bounded = _use_bound(bound, q.shape[-2], prior) and not tracing
     if prior is not None and prior.dtype != torch.float64:
         prior = prior.float()
     device = k.device.type
@@ -269,10 +342,12 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
         dtype = torch.get_autocast_dtype(device)
         k, q, v = k.to(dtype), q.to(dtype), v.to(dtype)
     with torch.autocast(device, enabled=False):
-        if torch.is_grad_enabled() and any(
-                t is not None and t.requires_grad for t in (k, q, v, prior)):
-            out, _, maps = _FusedEMStep.apply(k, q, v, prior, mean, need_map, rows, eps,
-                                              bounded)
+        if torch.is_grad_enabled() and not tracing and any(
+                t is not None and t.requires_grad for t in (k, q, v, prior, tau)):
+            out, _, maps = _FusedEMStep.apply(k, q, v, prior, tau, mean, need_map, rows,
+                                              eps, bounded, query)
             return out, (maps if need_map else None)
+        if query is not None:
+            q = _query_vectors(q, query, tau)[0].to(k.dtype)
         out, _, maps = _forward(k, q, v, prior, mean, need_map, rows, eps, bounded)
     return out, maps

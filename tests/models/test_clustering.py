@@ -258,12 +258,22 @@ def reference_dispatch(mod, x, centers):
     return out
 
 
-def test_dispatch_matches_reference():
+@pytest.mark.parametrize('num_centers', [4, 12])  # D >= 2K and D < 2K: both products
+def test_dispatch_matches_reference(num_centers):
+    """Eq. 6 with the MLP's first layer folded into the (D, D) product, in
+    value and gradient against the formula."""
     torch.manual_seed(6)
     mod = FeatureDispatch(16, mlp_ratio=0.5).double()
-    x = torch.randn(2, 9, 16, dtype=torch.float64)
-    c = torch.randn(2, 4, 16, dtype=torch.float64)
-    torch.testing.assert_close(mod(x, c), reference_dispatch(mod, x, c))
+    x = torch.randn(2, 9, 16, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(2, num_centers, 16, dtype=torch.float64, requires_grad=True)
+    out, ref = mod(x, c), reference_dispatch(mod, x, c)
+    torch.testing.assert_close(out, ref)
+    w = torch.randn_like(ref)
+    inputs = [x, c] + list(mod.parameters())
+    grads = torch.autograd.grad((out * w).sum(), inputs)
+    ref_grads = torch.autograd.grad((ref * w).sum(), inputs)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r)
 
 
 def test_dispatch_from_assignment():

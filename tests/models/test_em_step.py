@@ -220,3 +220,33 @@ def test_bounded_softmax_only_where_exp_is_safe():
     assert torch.isfinite(out).all()
     torch.testing.assert_close(maps.double(), ref_maps, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(out.double(), ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('query', ['centered_cosine', 'cosine', 'dot'])
+@pytest.mark.parametrize('rows', [4, None])
+def test_fused_em_step_normalises_raw_queries(query, rows):
+    """With ``query`` the step takes the raw projection and applies the
+    logits' centering, unit length (|u| = sqrt(|u|^2 + 1e-8)) and per-head
+    temperature itself; values and gradients (including the temperature's)
+    equal the formula applied before the plain step."""
+    k, q, v, _ = _inputs(2, 3, 13, 5, 4, 3)
+    tau = torch.tensor([1.5, 4.0, 9.0], dtype=torch.float64).view(3, 1, 1)
+    tau.requires_grad_(query != 'dot')
+
+    def formula(q):
+        u = q - q.mean(dim=-2, keepdim=True) if query == 'centered_cosine' else q
+        if query != 'dot':
+            u = u / torch.sqrt((u * u).sum(-1, keepdim=True) + 1e-8)
+        return u * tau
+    bound = float(tau.max()) + 1.0 if query != 'dot' else None
+    out, _ = fused_em_step(k, q, v, rows=rows, query=query, tau=tau, bound=bound)
+    ref, _ = reference_em(k, formula(q), v)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    w = torch.randn_like(ref)
+    inputs = [k, q, v] + ([tau] if tau.requires_grad else [])
+    grads = torch.autograd.grad((out * w).sum(), inputs)
+    ref_grads = torch.autograd.grad((ref * w).sum(), inputs)
+    for name, g, r in zip(['k', 'q', 'v', 'tau'], grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-9, msg=f'd{name}')
+    with pytest.raises(ValueError, match='query'):
+        fused_em_step(k, q, v, query='euclid', tau=tau)
