@@ -58,7 +58,9 @@ class _UnitVectors(torch.autograd.Function):
     @staticmethod
     def forward(ctx, t, eps):
         inv = torch.rsqrt(t.pow(2).sum(dim=-1, keepdim=True) + eps * eps)
-        out = torch.empty(t.shape, dtype=t.dtype, device=t.device)
+        # contiguous, in the dtype ``t * inv`` has (autocast may run the
+        # norm in float32 on a GPU)
+        out = torch.empty(t.shape, dtype=torch.result_type(t, inv), device=t.device)
         torch.mul(t, inv, out=out)
         ctx.save_for_backward(out, inv)
         return out
@@ -96,10 +98,14 @@ def pooling_bins(length: int, bins: int, device: Optional[torch.device] = None
     return (i >= start) & (i < end)
 
 
-@functools.lru_cache(maxsize=64)
-def _pooling_weights_cpu(length: int, bins: int) -> torch.Tensor:
-    inside = pooling_bins(length, bins).T.double()  # (bins, length)
-    return inside / inside.sum(dim=1, keepdim=True)
+@functools.lru_cache(maxsize=256)
+def _pooling_weights(length: int, bins: int, device: torch.device, dtype: torch.dtype
+                     ) -> torch.Tensor:
+    # cached, so never an inference tensor (a forward under inference_mode
+    # would otherwise poison later training forwards) and never tracked
+    with torch.inference_mode(False), torch.no_grad():
+        inside = pooling_bins(length, bins).T.double()  # (bins, length)
+        return (inside / inside.sum(dim=1, keepdim=True)).to(device=device, dtype=dtype)
 
 
 def pooling_weights(length: int, bins: int, device: Optional[torch.device] = None,
@@ -107,7 +113,7 @@ def pooling_weights(length: int, bins: int, device: Optional[torch.device] = Non
     """(bins, length): row ``b`` averages the positions of adaptive-pooling
     bin ``b`` (:func:`pooling_bins`), so ``P @ x`` is ``adaptive_avg_pool1d``
     along that axis."""
-    return _pooling_weights_cpu(length, bins).to(device=device, dtype=dtype)
+    return _pooling_weights(length, bins, torch.device(device or 'cpu'), dtype)
 
 
 class Mlp(nn.Module):
@@ -514,14 +520,20 @@ class RecurrentClustering(nn.Module):
         recording = self.record != 'none' and not self.training
         keep_all = keep_all or (recording and self.record == 'all')
         want_last = return_maps or recording
-        fused = self.fused and self.update in ('recurrent', 'cosine')
         if self.update == 'cosine':
             k, v = x, x  # no projections
         else:
             k, v = self.kv(x).split([self.inner_dim, self.dim], dim=-1)  # once, Eq. 3
         k = self._logit_vectors(self._split(k)).contiguous()  # (B, h, N, d)
-        v = self._split(v).contiguous()
-        tau = self.temperature().to(device=k.device, dtype=k.dtype)
+        v = self._split(v)
+        fused = self.fused and self.update in ('recurrent', 'cosine')
+        if fused:  # [V, 1], laid out once: its M-step sum is the mass
+            v = torch.cat([v, v.new_ones(v.shape[:-1] + (1, ))], dim=-1)
+        else:
+            v = v.contiguous()
+        tau = self.temperature()
+        if tau.dtype != k.dtype or tau.device != k.device:
+            tau = tau.to(device=k.device, dtype=k.dtype)
         if prior is not None:
             want = (x.shape[0], x.shape[1], centers.shape[1])
             if tuple(prior.shape) != want:
@@ -553,7 +565,8 @@ class RecurrentClustering(nn.Module):
                 need = keep_all or (want_last and t == self.num_iters - 1)
                 c_heads, m_nk = fused_em_step(
                     k, self._split(q), v, prior, mean=self.m_step == 'mean', need_map=need,
-                    rows=self.chunk_rows, bound=bound, query=self.logits, tau=tau)
+                    rows=self.chunk_rows, bound=bound, query=self.logits, tau=tau,
+                    ones_column=True)
                 update = self._merge(c_heads)
                 c = c + update if self.residual else update
                 if m_nk is not None:
@@ -779,10 +792,15 @@ class FeatureDispatch(nn.Module):
         fc1 = self.mlp.fc1
         c_hat = F.normalize(centers, dim=-1)
         inv_norm = x.norm(dim=-1, keepdim=True).clamp_min(1e-12).reciprocal()
-        w1 = fc1.weight.transpose(0, 1).to(x.dtype)  # (D, hidden)
+        w1 = fc1.weight.transpose(0, 1)  # (D, hidden)
+        if w1.dtype != x.dtype:  # autocast
+            w1 = w1.to(x.dtype)
         if D < 2 * K:
             h = x @ ((c_hat.transpose(1, 2) @ centers) @ (w1 / K))  # (B, N, hidden)
         else:
             h = (x @ c_hat.transpose(1, 2)) @ ((centers @ w1) / K)
-        h = torch.addcmul(fc1.bias.to(h.dtype), h, inv_norm.to(h.dtype))
+        bias = fc1.bias if fc1.bias.dtype == h.dtype else fc1.bias.to(h.dtype)
+        if inv_norm.dtype != h.dtype:
+            inv_norm = inv_norm.to(h.dtype)
+        h = torch.addcmul(bias, h, inv_norm)
         return self.mlp.fc2(self.mlp.act(h))

@@ -38,6 +38,7 @@ the values' dtype with float32 accumulation across chunks.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import List, Optional, Tuple
 
@@ -60,6 +61,12 @@ def chunk_rows(batch_heads: int, num_centers: int, device: torch.device,
         return int(rows)
     budget = CHUNK_BYTES.get(device.type, CHUNK_BYTES['cuda'])
     return max(MIN_ROWS, budget // (4 * batch_heads * max(num_centers, 1)))
+
+
+def _as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t.to(dtype)``, without the call when it is already that dtype (a
+    forward at 224 px made 400 such calls per image)."""
+    return t if t.dtype == dtype else t.to(dtype)
 
 
 def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -87,7 +94,7 @@ def _assign_chunk(k: torch.Tensor, qt: torch.Tensor, prior: Optional[torch.Tenso
     float64 inputs). ``bounded``: the logits are bounded (:func:`_use_bound`),
     so ``exp`` needs no shift and the softmax is ``exp`` and one division."""
     logits = k[:, :, s:e] @ qt
-    logits = logits.to(_acc_dtype(logits.dtype))
+    logits = _as(logits, _acc_dtype(logits.dtype))
     if bounded:
         m = logits.exp_()
         return m.div_(m.sum(dim=-1, keepdim=True))
@@ -96,54 +103,55 @@ def _assign_chunk(k: torch.Tensor, qt: torch.Tensor, prior: Optional[torch.Tenso
     return logits.softmax(dim=-1)
 
 
-def _m_step_bounded(k: torch.Tensor, qt: torch.Tensor, v: torch.Tensor, s: int, e: int,
+def _m_step_bounded(k: torch.Tensor, qt: torch.Tensor, v1: torch.Tensor, s: int, e: int,
                     acc: torch.dtype, need_map: bool
-                    ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+                    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """E-step and M-step of pixels ``s:e`` for bounded logits without writing
     the normalised map: with ``E = exp(S)`` and ``r_i = 1 / sum_k E_ik``,
-    ``M = r E``, so ``M^T V = E^T (r V)`` and the mass ``M^T 1 = E^T r``,
-    both from one product of ``E^T`` with ``[r V, r]``. Returns the product
-    (B, h, K, dv), the mass (B, h, K) and, with ``need_map``, M."""
-    ex = (k[:, :, s:e] @ qt).to(acc).exp_()  # (B, h, n, K)
+    ``M = r E``, so ``M^T [V, 1] = E^T (r [V, 1])``: the M-step sums and
+    the mass from one product. Returns it (B, h, K, dv + 1) and, with
+    ``need_map``, M."""
+    ex = _as(k[:, :, s:e] @ qt, acc).exp_()  # (B, h, n, K)
     r = ex.sum(dim=-1, keepdim=True).reciprocal_()  # (B, h, n, 1)
-    v_r = torch.cat([v[:, :, s:e].to(acc), torch.ones_like(r)], dim=-1).mul_(r)
-    prod = ex.to(v.dtype).transpose(-2, -1) @ v_r.to(v.dtype)  # (B, h, K, dv + 1)
-    return prod[..., :-1], prod[..., -1], ex.mul_(r) if need_map else None
+    v_r = _as(v1[:, :, s:e] * r, v1.dtype)
+    prod = _as(ex, v1.dtype).transpose(-2, -1) @ v_r
+    return prod, ex.mul_(r) if need_map else None
 
 
-def _forward(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
+def _forward(k: torch.Tensor, q: torch.Tensor, v1: torch.Tensor,
              prior: Optional[torch.Tensor], mean: bool, need_map: bool, rows: int,
              eps: float, bounded: bool = False
              ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """The fused step on ``v1 = [V, 1]`` (values with a column of ones, whose
+    M-step sum is the assignment mass). Returns the M-step result (B, h, K,
+    dv), the mass (B, h, K, 1) and the map or None."""
     B, h, N, _ = k.shape
-    K, dv = q.shape[-2], v.shape[-1]
-    acc = _acc_dtype(v.dtype)
+    K = q.shape[-2]
+    acc = _acc_dtype(v1.dtype)
     qt = q.transpose(-2, -1)
-    s_sum = mass = maps = None
+    total = maps = None
     if need_map and N > rows:
-        maps = torch.empty(B, h, N, K, device=v.device, dtype=v.dtype)
+        maps = torch.empty(B, h, N, K, device=v1.device, dtype=v1.dtype)
     for s in range(0, N, rows):
         e = min(s + rows, N)
         if bounded:
-            prod, part, m = _m_step_bounded(k, qt, v, s, e, acc, need_map)
-            m_v = m.to(v.dtype) if need_map else None
+            prod, m = _m_step_bounded(k, qt, v1, s, e, acc, need_map)
+            m_v = _as(m, v1.dtype) if need_map else None
         else:
-            m_v = _assign_chunk(k, qt, prior, s, e).to(v.dtype)
-            prod = m_v.transpose(-2, -1) @ v[:, :, s:e]
-            part = m_v.sum(dim=-2, dtype=acc)
-        if s_sum is None:  # the first (or only) chunk
-            s_sum, mass = prod.to(acc), part.to(acc)
+            m_v = _as(_assign_chunk(k, qt, prior, s, e), v1.dtype)
+            prod = m_v.transpose(-2, -1) @ v1[:, :, s:e]
+        if total is None:  # the first (or only) chunk
+            total = _as(prod, acc)
         else:
-            s_sum += prod
-            mass += part
+            total += prod
         if need_map:
             if maps is None:  # one chunk: the map itself
                 maps = m_v
             else:
                 maps[:, :, s:e] = m_v
-    mass = mass.unsqueeze(-1)
-    out = s_sum / mass.clamp_min(eps) if mean else s_sum
-    return out.to(v.dtype), mass, maps
+    s_sum, mass = total[..., :-1], total[..., -1:].clone()
+    out = s_sum / mass.clamp_min(eps) if mean else s_sum.contiguous()
+    return _as(out, v1.dtype), mass, maps
 
 
 QUERY_MODES = ('cosine', 'centered_cosine', 'dot')
@@ -158,14 +166,14 @@ def _query_vectors(q: torch.Tensor, mode: str, tau: torch.Tensor
     for float64). Returns them, the unit vectors and ``1 / |.|`` (None for
     'dot')."""
     acc = _acc_dtype(q.dtype)
-    u = q.to(acc)
+    u = _as(q, acc)
     if mode == 'dot':
-        return u * tau.to(acc), None, None
+        return u * _as(tau, acc), None, None
     if mode == 'centered_cosine':
         u = u - u.mean(dim=-2, keepdim=True)
     inv = torch.rsqrt(u.pow(2).sum(dim=-1, keepdim=True) + UNIT_EPS * UNIT_EPS)
     unit = u * inv
-    return unit * tau.to(acc), unit, inv
+    return unit * _as(tau, acc), unit, inv
 
 
 def _query_vectors_backward(grad: torch.Tensor, q: torch.Tensor, mode: str, tau: torch.Tensor,
@@ -177,18 +185,18 @@ def _query_vectors_backward(grad: torch.Tensor, q: torch.Tensor, mode: str, tau:
     g``."""
     acc = _acc_dtype(q.dtype)
     if mode == 'dot':
-        unit, inv = q.to(acc), None
+        unit, inv = _as(q, acc), None
     else:
         _, unit, inv = _query_vectors(q, mode, torch.ones((), dtype=acc, device=q.device))
     d_tau = (grad * unit).sum_to_size(tau.shape).to(tau.dtype) if need_tau else None
     if not need_q:
         return None, d_tau
-    g = grad * tau.to(acc)
+    g = grad * _as(tau, acc)
     if mode != 'dot':
         g = (g - unit * (unit * g).sum(dim=-1, keepdim=True)) * inv
         if mode == 'centered_cosine':
             g = g - g.mean(dim=-2, keepdim=True)
-    return g.to(q.dtype), d_tau
+    return _as(g, q.dtype), d_tau
 
 
 class _FusedEMStep(torch.autograd.Function):
@@ -197,7 +205,7 @@ class _FusedEMStep(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, k, q, v, prior, tau, mean, need_map, rows, eps, bounded, query):
-        q_eff = q if query is None else _query_vectors(q, query, tau)[0].to(k.dtype)
+        q_eff = q if query is None else _as(_query_vectors(q, query, tau)[0], k.dtype)
         out, mass, maps = _forward(k, q_eff, v, prior, mean, need_map, rows, eps, bounded)
         # with ``query`` only the raw (K, d) projection is kept: the unit
         # vectors and the temperature's product are recomputed in backward
@@ -213,23 +221,23 @@ class _FusedEMStep(torch.autograd.Function):
     def backward(ctx, grad_out, grad_mass, grad_maps):
         k, q_raw, v, prior, tau, out, mass = ctx.saved_tensors
         query = ctx.query
-        q = q_raw if query is None else _query_vectors(q_raw, query, tau)[0].to(k.dtype)
+        q = q_raw if query is None else _as(_query_vectors(q_raw, query, tau)[0], k.dtype)
         B, h, N, _ = k.shape
         rows, acc = ctx.rows, _acc_dtype(v.dtype)
-        g = grad_out.to(acc)
+        g = _as(grad_out, acc)
         if ctx.mean:
             safe = mass.clamp_min(ctx.eps)
             g_s = g / safe  # dL/d(sum_i M_ik V_i)
             # dL/dmass_k = -(G_k . U_k) / m_k, zero where the clamp holds
-            g_mass = -(g_s * out.to(acc)).sum(-1) * (mass.squeeze(-1) > ctx.eps)
+            g_mass = -(g_s * _as(out, acc)).sum(-1) * (mass.squeeze(-1) > ctx.eps)
         else:
             g_s, g_mass = g, None
         # dL/dM_ik = V_i . g_s_k + g_mass_k = [V_i, 1] . [g_s_k, g_mass_k]:
-        # one product with the extended values gives it (and M [g_s, g_mass]
-        # gives dL/dV in its first dv columns)
-        dv_w = v.shape[-1]
-        g_ext = g_s if g_mass is None else torch.cat([g_s, g_mass.unsqueeze(-1)], dim=-1)
-        g_ext = g_ext.to(v.dtype)
+        # one product with the saved [V, 1] gives it, and M [g_s, g_mass]
+        # is dL/d[V, 1]
+        if g_mass is None:
+            g_mass = g_s.new_zeros(g_s.shape[:-1])
+        g_ext = _as(torch.cat([g_s, g_mass.unsqueeze(-1)], dim=-1), v.dtype)
         if grad_maps is not None and grad_maps.numel() == 0:
             grad_maps = None
         qt = q.transpose(-2, -1)
@@ -243,33 +251,31 @@ class _FusedEMStep(torch.autograd.Function):
         for s in range(0, N, rows):
             e = min(s + rows, N)
             m = _assign_chunk(k, qt, prior, s, e, ctx.bounded)  # (B, h, n, K)
-            v_ext = v[:, :, s:e]
-            if g_mass is not None:
-                v_ext = torch.cat([v_ext, v_ext.new_ones(v_ext.shape[:-1] + (1, ))], dim=-1)
-            p = m.to(v.dtype) @ g_ext  # (B, h, n, dv (+1))
+            v_ext = v[:, :, s:e]  # [V, 1]
+            p = _as(m, v.dtype) @ g_ext  # (B, h, n, dv + 1)
             if need_v:
-                dv.append(p[..., :dv_w])
-            d_m = (v_ext @ g_ext.transpose(-2, -1)).to(m.dtype)  # dL/dM
+                dv.append(p)
+            d_m = _as(v_ext @ g_ext.transpose(-2, -1), m.dtype)  # dL/dM
             # sum_k M_ik dL/dM_ik = [V_i, 1] . (M [g_s, g_mass])_i
-            row = (v_ext.to(m.dtype) * p.to(m.dtype)).sum(dim=-1, keepdim=True)
+            row = (_as(v_ext, m.dtype) * _as(p, m.dtype)).sum(dim=-1, keepdim=True)
             if grad_maps is not None:  # the caller's gradient of M
-                g_m = grad_maps[:, :, s:e].to(m.dtype)
+                g_m = _as(grad_maps[:, :, s:e], m.dtype)
                 d_m += g_m
                 row += (m * g_m).sum(dim=-1, keepdim=True)
             d_logit = d_m.sub_(row).mul_(m)  # softmax backward
             if need_p:
                 dprior.append(d_logit.sum(dim=1, keepdim=True)
                               if prior.shape[1] == 1 else d_logit)
-            d_logit = d_logit.to(k.dtype)
+            d_logit = _as(d_logit, k.dtype)
             if need_k:
                 dk.append(d_logit @ q)
             if need_q:
                 part = d_logit.transpose(-2, -1) @ k[:, :, s:e]
-                dq = part.to(acc) if dq is None else dq.add_(part)
+                dq = _as(part, acc) if dq is None else dq.add_(part)
         d_tau = None
         if dq is not None:
             if query is None:
-                dq = dq.to(q.dtype)
+                dq = _as(dq, q.dtype)
             else:
                 dq, d_tau = _query_vectors_backward(
                     dq, q_raw, query, tau, ctx.needs_input_grad[1], need_tau)
@@ -285,7 +291,7 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
                   prior: Optional[torch.Tensor] = None, mean: bool = True,
                   need_map: bool = False, rows: Optional[int] = None, eps: float = 1e-6,
                   bound: Optional[float] = None, query: Optional[str] = None,
-                  tau: Optional[torch.Tensor] = None
+                  tau: Optional[torch.Tensor] = None, ones_column: bool = False
                   ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """One E-step and M-step of Eq. 3, chunked over the pixels.
 
@@ -317,6 +323,10 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
             of three (K, d) intermediates per iteration.
         tau: the temperature with ``query``, broadcastable to (B, h, K, d)
             (the per-head (h, 1, 1)); it gets a gradient if it requires one.
+        ones_column: ``v`` already ends with a column of ones (``[V, 1]``,
+            made once for the T iterations of a layer); the result then has
+            ``dv - 1`` columns. Without it the column is appended here. Its
+            M-step sum is the assignment mass, so one product gives both.
 
     Returns:
         The M-step result (B, h, K, dv) in ``v``'s dtype and the map or
@@ -337,17 +347,22 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
     if prior is not None and prior.dtype != torch.float64:
         prior = prior.float()
     device = k.device.type
-    if torch.is_autocast_enabled(device):
+    autocast = torch.is_autocast_enabled(device)
+    if autocast:
         # what autocast would run the plain path's products in
         dtype = torch.get_autocast_dtype(device)
         k, q, v = k.to(dtype), q.to(dtype), v.to(dtype)
-    with torch.autocast(device, enabled=False):
+    # the values with a column of ones: its M-step sum is the mass
+    v1 = v if ones_column else torch.cat([v, v.new_ones(v.shape[:-1] + (1, ))], dim=-1)
+    # autocast is switched off inside (the dtypes are set above); entering
+    # the context costs time, so only when it is on
+    with torch.autocast(device, enabled=False) if autocast else contextlib.nullcontext():
         if torch.is_grad_enabled() and not tracing and any(
                 t is not None and t.requires_grad for t in (k, q, v, prior, tau)):
-            out, _, maps = _FusedEMStep.apply(k, q, v, prior, tau, mean, need_map, rows,
+            out, _, maps = _FusedEMStep.apply(k, q, v1, prior, tau, mean, need_map, rows,
                                               eps, bounded, query)
             return out, (maps if need_map else None)
         if query is not None:
-            q = _query_vectors(q, query, tau)[0].to(k.dtype)
-        out, _, maps = _forward(k, q, v, prior, mean, need_map, rows, eps, bounded)
+            q = _as(_query_vectors(q, query, tau)[0], k.dtype)
+        out, _, maps = _forward(k, q, v1, prior, mean, need_map, rows, eps, bounded)
     return out, maps

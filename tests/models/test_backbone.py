@@ -283,3 +283,38 @@ def test_cluster_health_api():
         model(torch.randn(1, 3, 32, 32))
     with pytest.raises(RuntimeError):
         model.cluster_health()
+
+
+@pytest.mark.parametrize('record', ['none', 'all'])
+def test_fused_em_backbone_equals_plain_and_keeps_the_state_dict(record):
+    """fused_em=True (default) and False: the same state-dict keys, the same
+    outputs and gradients (float64), the same recorded maps."""
+    from mmcf.models import ClusterFormer
+    torch.manual_seed(0)
+    fused = ClusterFormer('test', out_indices=(0, 1, 2, 3), drop_path_rate=0.0,
+                          record_assignments=record).double()
+    plain = ClusterFormer('test', out_indices=(0, 1, 2, 3), drop_path_rate=0.0,
+                          record_assignments=record, fused_em=False).double()
+    assert list(fused.state_dict()) == list(plain.state_dict())
+    plain.load_state_dict(fused.state_dict())
+    x = torch.randn(2, 3, 72, 56, dtype=torch.float64)
+    grads = []
+    for model in (fused, plain):
+        model.train()
+        loss = sum((o * o).mean() for o in model(x))
+        grads.append(torch.autograd.grad(loss, list(model.parameters())))
+    for g, r in zip(*grads):
+        torch.testing.assert_close(g, r, rtol=1e-7, atol=1e-9)
+    outs, maps = [], []
+    for model in (fused, plain):
+        model.eval()
+        with torch.no_grad():
+            outs.append(model(x))
+        if record == 'all':  # every block and iteration, soft maps
+            maps.append([model.assignment_maps(stage=s, block=0, iteration=0, hard=False)
+                         for s in range(4)])
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(*maps):
+        assert a.shape[:2] == (2, 16)
+        torch.testing.assert_close(a, b)

@@ -455,3 +455,21 @@ def test_unit_vectors():
                                rtol=1e-6)
     u.sum().backward()
     assert torch.isfinite(t.grad).all()
+
+
+def test_center_init_pooling_is_adaptive_avg_pool_and_survives_inference_mode():
+    """Eq. 5's pooling as two products equals adaptive_avg_pool2d (odd
+    sizes, overlapping and repeated bins); its cached weights made under
+    inference_mode still serve a training forward and backward."""
+    torch.manual_seed(0)
+    mod = CenterInit(8, 6, residual=False)
+    for H, W in [(7, 5), (2, 9), (13, 4)]:
+        x = torch.randn(2, H * W, 8)
+        with torch.inference_mode():
+            out = mod(x, (H, W))
+        grid = x.transpose(1, 2).reshape(2, 8, H, W)
+        pooled = F.adaptive_avg_pool2d(grid, mod.grid).flatten(2).transpose(1, 2)
+        torch.testing.assert_close(out, mod.ffn(pooled))
+        xg = x.clone().requires_grad_()
+        mod(xg, (H, W)).sum().backward()  # the same cached weights, with autograd
+        assert torch.isfinite(xg.grad).all()
