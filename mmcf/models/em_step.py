@@ -120,7 +120,7 @@ def _m_step_bounded(k: torch.Tensor, qt: torch.Tensor, v1: torch.Tensor, s: int,
 
 def _forward(k: torch.Tensor, q: torch.Tensor, v1: torch.Tensor,
              prior: Optional[torch.Tensor], mean: bool, need_map: bool, rows: int,
-             eps: float, bounded: bool = False
+             eps: float, bounded: bool = False, tracing: bool = False
              ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """The fused step on ``v1 = [V, 1]`` (values with a column of ones, whose
     M-step sum is the assignment mass). Returns the M-step result (B, h, K,
@@ -139,7 +139,11 @@ def _forward(k: torch.Tensor, q: torch.Tensor, v1: torch.Tensor,
             m_v = _as(m, v1.dtype) if need_map else None
         else:
             m_v = _as(_assign_chunk(k, qt, prior, s, e), v1.dtype)
-            prod = m_v.transpose(-2, -1) @ v1[:, :, s:e]
+            if tracing:  # the FLOP counter sees the M-step product of Eq. 3
+                prod = torch.cat([m_v.transpose(-2, -1) @ v1[:, :, s:e, :-1],
+                                  m_v.sum(dim=-2).unsqueeze(-1)], dim=-1)
+            else:
+                prod = m_v.transpose(-2, -1) @ v1[:, :, s:e]
         if total is None:  # the first (or only) chunk
             total = _as(prod, acc)
         else:
@@ -364,5 +368,6 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
             return out, (maps if need_map else None)
         if query is not None:
             q = _as(_query_vectors(q, query, tau)[0], k.dtype)
-        out, _, maps = _forward(k, q, v1, prior, mean, need_map, rows, eps, bounded)
+        out, _, maps = _forward(k, q, v1, prior, mean, need_map, rows, eps, bounded,
+                                tracing)
     return out, maps
