@@ -18,7 +18,10 @@ dispatch that reads ``M``, a head's box reference). The backward pass
 recomputes each chunk's assignments from the saved ``K_I``, ``Q`` and
 ``V_I`` (a custom :class:`torch.autograd.Function`), so training keeps no
 (N, K) map per iteration: the memory of the clustering is that of its
-inputs and outputs.
+inputs and outputs. Two more savings: the values carry a column of ones,
+``[V_I, 1]``, whose M-step sum is the mass (one product gives both), and
+with ``query=`` the step centers, normalises and scales the raw query
+projection itself, so backward keeps that (K, d) tensor only.
 
 Gradients, with ``G = dL/dC`` (K, d), ``m_k`` the mass of center ``k`` and
 ``U = C`` the mean M-step::
@@ -33,7 +36,7 @@ gradients against the plain formulas (fp32 and bf16, odd N, K > N, K = 1,
 with and without the maps).
 
 Precision follows the plain path: the logits' product runs in the inputs'
-dtype, the softmax and the assignment mass in float32, the M-step product in
+dtype, the softmax in float32, the M-step product (and with it the mass) in
 the values' dtype with float32 accumulation across chunks.
 """
 from __future__ import annotations
