@@ -73,6 +73,27 @@ def default_scope_kept():
         DefaultScope._instance_dict.update(before)
 
 
+@contextlib.contextmanager
+def logged(name=None):
+    """Capture what an mmengine logger logs while the block runs.
+
+    Yields ``(logger, records)``: the ``MMLogger`` instance ``name`` (None:
+    the current one, where ``print_log(..., logger='current')`` goes) and the
+    list of ``logging.LogRecord`` it emitted, filled as the block runs.
+    """
+    import logging
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance() if name is None else MMLogger.get_instance(name)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        yield logger, records
+    finally:
+        logger.removeHandler(handler)
+
+
 # what ClusterFormer('test', out_indices=(0, 1, 2, 3), out_centers=True)
 # returns for a 64x64 image: (channels, side) of the four maps
 TEST_MAPS = [(32, 16), (64, 8), (128, 4), (256, 2)]

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from demo_configs import DEMOS
-from helpers import ROOT, load_tool, python
+from helpers import ROOT, load_tool, logged, python
 
 import mmcf  # noqa: F401
 from mmcf.engine import CheckpointError
@@ -566,16 +566,8 @@ def test_coco_boxes_mmdet_drops_are_counted_and_named(data):
         d['annotations'][0]['bbox'][2] = 0.5
         d['annotations'][3]['area'] = 0
     _edit_json(ann, damage)
-    from mmengine.logging import MMLogger
-    logger = MMLogger.get_instance('mmcf-coco-drop-test')
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger.addHandler(handler)
-    try:
+    with logged('mmcf-coco-drop-test') as (logger, records):
         report = check_coco_instances(str(ann), str(coco / 'train'), logger=logger)
-    finally:
-        logger.removeHandler(handler)
     assert report['dropped_by_mmdet'] == 2
     assert "2 annotation(s) have a box narrower or lower than 1 px, or an area <= 0, which " \
         "mmdet's CocoDataset drops from training: ids [1, 4]" in records[0].getMessage()

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import mmcf  # noqa: F401  (registers the safe globals)
+from helpers import logged
 from mmcf.models import ClusterFormer
 
 
@@ -77,7 +78,6 @@ def test_unlisted_class_is_refused(tmp_path):
 
 
 def test_mismatched_checkpoint_names_the_keys(tmp_path):
-    from mmengine.logging import MMLogger
     from mmengine.runner import load_checkpoint
     path = tmp_path / 'small.pth'
     torch.save({'state_dict': ClusterFormer('test').state_dict()}, path)
@@ -85,15 +85,8 @@ def test_mismatched_checkpoint_names_the_keys(tmp_path):
     with pytest.raises(RuntimeError, match='size mismatch for patch_embed.projection.weight'):
         load_checkpoint(other, str(path), strict=True)
     # non-strict: the mismatched keys are skipped and named in the log
-    logger = MMLogger.get_instance('mmcf-ckpt-test')
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger.addHandler(handler)
-    try:
+    with logged('mmcf-ckpt-test') as (logger, records):
         load_checkpoint(other, str(path), strict=False, logger=logger)
-    finally:
-        logger.removeHandler(handler)
     text = '\n'.join(r.getMessage() for r in records)
     assert 'size mismatch for patch_embed.projection.weight' in text
 
@@ -166,21 +159,13 @@ def test_nan_weights_are_refused(tmp_path):
 def test_load_from_with_another_head_warns_with_the_count():
     """Fine-tuning with another head (more than half of the weights load):
     a warning counting the weights left at their initial values."""
-    from mmengine.logging import MMLogger
     from mmcf.engine import check_checkpoint_matches_model
     model = ClusterFormer('test')
     state = dict(model.state_dict())
     state['patch_embed.projection.weight'] = torch.zeros(1, 3, 4, 4)
-    logger = MMLogger.get_instance('mmcf-load-from-test')
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger.addHandler(handler)
-    try:
+    with logged('mmcf-load-from-test') as (logger, records):
         check_checkpoint_matches_model(model, {'state_dict': state}, 'ft.pth', strict=False,
                                        logger=logger)
-    finally:
-        logger.removeHandler(handler)
     text = '\n'.join(r.getMessage() for r in records)
     total = len(model.state_dict())
     assert f'load_from ft.pth: 1 of the {total} weights of ClusterFormer are NOT loaded' in text
@@ -211,16 +196,8 @@ def test_work_dir_lock_refuses_a_live_holder_and_takes_over_a_stale_one(tmp_path
     dead.wait()
     (work / '.mmcf-train.lock').write_text(json.dumps(
         dict(pid=dead.pid, host=socket.gethostname(), started='then')))
-    from mmengine.logging import MMLogger
-    logger = MMLogger.get_instance('mmcf-lock-test')
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger.addHandler(handler)
-    try:
+    with logged('mmcf-lock-test') as (logger, records):
         lock = WorkDirLock(str(work), logger=logger).acquire()
-    finally:
-        logger.removeHandler(handler)
     assert json.loads((work / '.mmcf-train.lock').read_text())['pid'] == os.getpid()
     lock.release()
     assert f'taking over the lock of a run that is no longer running (pid {dead.pid}' in \

@@ -14,7 +14,6 @@ What runs on which demo (``demo_configs.DEMOS``) and why:
   every task);
 * bf16 for 50 iterations on every demo.
 """
-import contextlib
 import json
 import logging
 import math
@@ -31,7 +30,8 @@ from mmengine.config import Config
 
 from demo_configs import DEMOS
 from fault_injection import KILL_DURING_SAVE_ENV, with_fault_injection
-from helpers import ROOT, default_scope_kept, load_tool, mim_runs_this_checkout, python, run
+from helpers import (ROOT, default_scope_kept, load_tool, logged, mim_runs_this_checkout,
+                     python, run)
 
 from mmcf.engine import CheckpointError, find_resume_checkpoint, load_checkpoint_file
 
@@ -118,22 +118,6 @@ def reference_runs(shapes_root, tmp_path_factory):
             done[demo.name] = work
         return done[demo.name]
     return get
-
-
-@contextlib.contextmanager
-def _logged():
-    """The records logged through mmengine's current logger (print_log's
-    'current'), as a list filled while the block runs."""
-    from mmengine.logging import MMLogger
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(handler)
 
 
 def _last_checkpoint(work):
@@ -466,7 +450,7 @@ def test_two_trainings_into_one_work_dir(shapes_root, tmp_path):
         first.kill()
         first.wait()
     # the killed run's lock is stale: taken over, with a warning naming it
-    with _logged() as records:
+    with logged() as (_, records):
         _train_here(_args(CLS, shapes_root, work))
     text = '\n'.join(r.getMessage() for r in records)
     assert f'taking over the lock of a run that is no longer running (pid {first.pid}' in text
@@ -498,7 +482,7 @@ def test_resume_weights_only_says_so_and_restarts_the_schedule(reference_runs, s
     ref = reference_runs(CLS)
     _weights_only_copy(ref / CLS.ckpt_name(6), best)
     work = tmp_path / 'work'
-    with _logged() as records:
+    with logged() as (_, records):
         _train_here(_args(CLS, shapes_root, work, ['--resume', str(best),
                                                    '--resume-weights-only']))
     text = '\n'.join(r.getMessage() for r in records)
@@ -517,7 +501,7 @@ def test_resume_with_nothing_to_resume_warns(tmp_path, case):
     work = tmp_path / 'work'
     if case == 'empty':
         work.mkdir()
-    with _logged() as records:
+    with logged() as (_, records):
         cfg = train_tool.build_config(train_tool.parse_args(
             [CLS.config, '--work-dir', str(work), '--resume']))
     assert not cfg.resume and cfg.load_from is None
@@ -534,6 +518,6 @@ def test_non_utf8_last_checkpoint_falls_back_to_newest(tmp_path):
         torch.save({'meta': {'epoch': epoch}, 'state_dict': {'w': torch.ones(1)}},
                    work / f'epoch_{epoch}.pth')
     (work / 'last_checkpoint').write_bytes(b'\xff\xfe\x00garbage\x9c')
-    with _logged() as records:
+    with logged() as (_, records):
         assert find_resume_checkpoint(str(work)) == str(work / 'epoch_2.pth')
     assert any('last_checkpoint is not UTF-8 text' in r.getMessage() for r in records)
