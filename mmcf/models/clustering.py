@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .em_step import fused_em_step
+from .em_step import fused_em_step, inverse_norm, unit_vectors_backward
 
 CENTER_UPDATES = ('recurrent', 'vanilla', 'kmeans', 'cosine', 'criss_cross')
 LOGIT_TYPES = ('cosine', 'centered_cosine', 'dot')
@@ -49,7 +49,7 @@ def unit_vectors(t: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     """
     if torch.is_grad_enabled() and t.requires_grad:
         return _UnitVectors.apply(t, eps)
-    return t * torch.rsqrt(t.pow(2).sum(dim=-1, keepdim=True) + eps * eps)
+    return t * inverse_norm(t, eps)
 
 
 class _UnitVectors(torch.autograd.Function):
@@ -57,7 +57,7 @@ class _UnitVectors(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, t, eps):
-        inv = torch.rsqrt(t.pow(2).sum(dim=-1, keepdim=True) + eps * eps)
+        inv = inverse_norm(t, eps)
         # contiguous, in the dtype ``t * inv`` has (autocast may run the
         # norm in float32 on a GPU)
         out = torch.empty(t.shape, dtype=torch.result_type(t, inv), device=t.device)
@@ -68,7 +68,7 @@ class _UnitVectors(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         f, inv = ctx.saved_tensors
-        return (grad - f * (f * grad).sum(dim=-1, keepdim=True)) * inv, None
+        return unit_vectors_backward(grad, f, inv), None
 
 
 def center_grid(num_centers: int) -> Tuple[int, int]:

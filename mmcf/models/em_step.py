@@ -162,7 +162,20 @@ def _forward(k: torch.Tensor, q: torch.Tensor, v1: torch.Tensor,
 
 
 QUERY_MODES = ('cosine', 'centered_cosine', 'dot')
-UNIT_EPS = 1e-4  # as clustering.unit_vectors
+UNIT_EPS = 1e-4  # the eps of clustering.unit_vectors
+
+
+def inverse_norm(t: torch.Tensor, eps: float = UNIT_EPS) -> torch.Tensor:
+    """``1 / sqrt(|t|^2 + eps^2)`` along the last axis (keepdim): the
+    finite-at-zero norm of :func:`~mmcf.models.clustering.unit_vectors`."""
+    return torch.rsqrt(t.pow(2).sum(dim=-1, keepdim=True) + eps * eps)
+
+
+def unit_vectors_backward(grad: torch.Tensor, unit: torch.Tensor, inv: torch.Tensor
+                          ) -> torch.Tensor:
+    """Gradient through ``f = t / n`` from the result ``f`` and ``1 / n``:
+    ``df/dt^T g = (g - f (f . g)) / n`` (``n = sqrt(|t|^2 + eps^2)``)."""
+    return (grad - unit * (unit * grad).sum(dim=-1, keepdim=True)) * inv
 
 
 def _query_vectors(q: torch.Tensor, mode: str, tau: torch.Tensor
@@ -178,29 +191,28 @@ def _query_vectors(q: torch.Tensor, mode: str, tau: torch.Tensor
         return u * _as(tau, acc), None, None
     if mode == 'centered_cosine':
         u = u - u.mean(dim=-2, keepdim=True)
-    inv = torch.rsqrt(u.pow(2).sum(dim=-1, keepdim=True) + UNIT_EPS * UNIT_EPS)
+    inv = inverse_norm(u)
     unit = u * inv
     return unit * _as(tau, acc), unit, inv
 
 
-def _query_vectors_backward(grad: torch.Tensor, q: torch.Tensor, mode: str, tau: torch.Tensor,
+def _query_vectors_backward(grad: torch.Tensor, q: torch.Tensor, unit: Optional[torch.Tensor],
+                            inv: Optional[torch.Tensor], mode: str, tau: torch.Tensor,
                             need_q: bool, need_tau: bool
                             ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-    """Gradients of :func:`_query_vectors` for ``q`` and ``tau``, from the
-    saved raw ``q``: with ``f = u / n``, ``n = sqrt(|u|^2 + eps^2)``,
-    ``df/du^T g = (g - f (f . g)) / n``, then the centering's ``g - mean_K
-    g``."""
+    """Gradients of :func:`_query_vectors` for the raw ``q`` and ``tau``,
+    given the unit vectors and ``1 / |.|`` it returned: through the unit
+    length (:func:`unit_vectors_backward`), then the centering's ``g -
+    mean_K g``."""
     acc = _acc_dtype(q.dtype)
     if mode == 'dot':
-        unit, inv = _as(q, acc), None
-    else:
-        _, unit, inv = _query_vectors(q, mode, torch.ones((), dtype=acc, device=q.device))
+        unit = _as(q, acc)
     d_tau = (grad * unit).sum_to_size(tau.shape).to(tau.dtype) if need_tau else None
     if not need_q:
         return None, d_tau
     g = grad * _as(tau, acc)
     if mode != 'dot':
-        g = (g - unit * (unit * g).sum(dim=-1, keepdim=True)) * inv
+        g = unit_vectors_backward(g, unit, inv)
         if mode == 'centered_cosine':
             g = g - g.mean(dim=-2, keepdim=True)
     return _as(g, q.dtype), d_tau
@@ -228,7 +240,10 @@ class _FusedEMStep(torch.autograd.Function):
     def backward(ctx, grad_out, grad_mass, grad_maps):
         k, q_raw, v, prior, tau, out, mass = ctx.saved_tensors
         query = ctx.query
-        q = q_raw if query is None else _as(_query_vectors(q_raw, query, tau)[0], k.dtype)
+        q, unit, inv = q_raw, None, None
+        if query is not None:  # recomputed once, for the products and for dQ
+            q, unit, inv = _query_vectors(q_raw, query, tau)
+            q = _as(q, k.dtype)
         B, h, N, _ = k.shape
         rows, acc = ctx.rows, _acc_dtype(v.dtype)
         g = _as(grad_out, acc)
@@ -285,7 +300,7 @@ class _FusedEMStep(torch.autograd.Function):
                 dq = _as(dq, q.dtype)
             else:
                 dq, d_tau = _query_vectors_backward(
-                    dq, q_raw, query, tau, ctx.needs_input_grad[1], need_tau)
+                    dq, q_raw, unit, inv, query, tau, ctx.needs_input_grad[1], need_tau)
 
         def join(parts: List[torch.Tensor]) -> Optional[torch.Tensor]:
             if not parts:
