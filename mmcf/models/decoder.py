@@ -51,7 +51,9 @@ class ClusterDecoderLayer(BaseModule):
     ``cluster_logits``, ``logit_scale``, ``residual_m_step`` and
     ``proj_init`` choose the E-step logits, M-step form and projection init
     of the RCA, as in the encoder (see
-    :class:`~mmcf.models.clustering.RecurrentClustering`).
+    :class:`~mmcf.models.clustering.RecurrentClustering`); ``fused_em``
+    runs its E/M steps fused (default) or by the plain formulas, as the
+    encoder's ``fused_em``.
     """
 
     def __init__(self,
@@ -67,6 +69,7 @@ class ClusterDecoderLayer(BaseModule):
                  logit_scale: float = 5.0,
                  residual_m_step: bool = True,
                  proj_init: str = 'random',
+                 fused_em: bool = True,
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
@@ -76,7 +79,7 @@ class ClusterDecoderLayer(BaseModule):
         self.clustering = RecurrentClustering(
             dim, head_dim=head_dim, num_iters=num_iters, update=center_update,
             m_step=m_step, logits=cluster_logits, logit_scale=logit_scale,
-            residual=residual_m_step, proj_init=proj_init)
+            residual=residual_m_step, proj_init=proj_init, fused=fused_em)
         self.cluster_proj = nn.Linear(dim, dim)
         self.cluster_drop = nn.Dropout(dropout)
         self.norm1 = build_norm_layer(norm_cfg, dim)[1]

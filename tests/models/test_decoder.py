@@ -163,3 +163,27 @@ def test_pixel_decoder_widths_follow_the_head():
     pixel = Config.fromfile(det).model.bbox_head.pixel_decoder.to_dict()
     with pytest.raises(ValueError, match='feat_channels'):
         build_head_from_config(det, pixel_decoder=dict(pixel, feat_channels=16))
+
+
+def test_decoder_layer_fused_em_switch():
+    """layer_cfg.fused_em reaches the RCA: same keys, same centers and
+    gradients fused or plain (float64)."""
+    from mmcf.models.decoder import ClusterTransformerDecoder
+    torch.manual_seed(0)
+    fused = ClusterTransformerDecoder(32, num_layers=2, layer_cfg=dict(
+        num_heads=2, head_dim=16, ffn_channels=64)).double()
+    plain = ClusterTransformerDecoder(32, num_layers=2, layer_cfg=dict(
+        num_heads=2, head_dim=16, ffn_channels=64, fused_em=False)).double()
+    assert [layer.clustering.fused for layer in plain.layers] == [False, False]
+    assert list(fused.state_dict()) == list(plain.state_dict())
+    plain.load_state_dict(fused.state_dict())
+    tokens = [torch.randn(2, 20, 32, dtype=torch.float64)]
+    c0 = torch.randn(2, 5, 32, dtype=torch.float64)
+    pos = torch.randn(2, 5, 32, dtype=torch.float64)
+    outs = []
+    for dec in (fused, plain):
+        last = [c for _, c, _ in dec(tokens, c0, pos)][-1]
+        outs.append((last, torch.autograd.grad(last.square().sum(), list(dec.parameters()))))
+    torch.testing.assert_close(outs[0][0], outs[1][0])
+    for g, r in zip(outs[0][1], outs[1][1]):
+        torch.testing.assert_close(g, r)
