@@ -1,9 +1,9 @@
 """mmcf: ClusterFormer for OpenMMLab (mmpretrain, mmdet, mmsegmentation).
 
 Importing mmcf registers its modules and lets torch >= 2.6 load the
-checkpoints that OpenMMLab runners write (see :mod:`mmcf.engine.checkpoint`).
+checkpoints that OpenMMLab runners write (see :mod:`mmcf.engine.safe_load`).
 """
-from .engine.checkpoint import register_checkpoint_safe_globals
+from .engine.safe_load import register_checkpoint_safe_globals
 from .version import __version__, version_info
 
 register_checkpoint_safe_globals()

@@ -29,7 +29,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS, METRICS
 
-from mmcf.engine import checkpoint as _checkpoint
+from mmcf.engine import atomic_save as _atomic_save
 
 KILL_DURING_SAVE_ENV = 'MMCF_KILL_DURING_SAVE'
 
@@ -115,21 +115,21 @@ class HoldAtStartHook(Hook):
 def _install_kill_during_save(name: str) -> None:
     """Replace mmcf's atomic writer so that writing ``name`` leaves half of
     its temporary file on disk and then SIGKILLs the process."""
-    real = _checkpoint.atomic_write
+    real = _atomic_save.atomic_write
 
     def atomic_write(data, path):
         if osp.basename(path) != name:
             return real(data, path)
         if isinstance(data, str):
             data = data.encode('utf-8')
-        tmp = _checkpoint.temporary_path(path)
+        tmp = _atomic_save.temporary_path(path)
         with open(tmp, 'wb') as f:
             f.write(data[:len(data) // 2])
             f.flush()
             os.fsync(f.fileno())
         os.kill(os.getpid(), signal.SIGKILL)
 
-    _checkpoint.atomic_write = atomic_write
+    _atomic_save.atomic_write = atomic_write
 
 
 if os.environ.get(KILL_DURING_SAVE_ENV):

@@ -4,4 +4,4 @@
 # the parameter count and the CPU ablation run.
 _base_ = '../classification/clusterformer-tiny_16xb64_in1k.py'
 
-model = dict(backbone=dict(num_iters=1))
+model = dict(backbone=dict(clustering_cfg=dict(num_iters=1)))

@@ -5,4 +5,4 @@
 # the parameter count and the CPU ablation run.
 _base_ = '../classification/clusterformer-tiny_16xb64_in1k.py'
 
-model = dict(backbone=dict(center_update='vanilla'))
+model = dict(backbone=dict(clustering_cfg=dict(type='VanillaCrossAttention')))

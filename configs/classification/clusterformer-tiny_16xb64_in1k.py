@@ -5,24 +5,19 @@
 # ImageNet augmentation (RandomResizedCrop 224, flip, RandAugment, random
 # erasing, Mixup 0.8 / CutMix 1.0) and its label-smoothed cross-entropy (0.1),
 # the soft-target form of cross-entropy that Mixup/CutMix need.
-_base_ = 'mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py'
-
-custom_imports = dict(imports=['mmcf'], allow_failed_imports=False)
+_base_ = [
+    'mmpretrain::swin_transformer/swin-tiny_16xb64_in1k.py',
+    '../_base_/models/clusterformer-tiny.py',
+]
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='ClusterFormer',
-        arch='tiny',
-        num_centers=100,
-        num_iters=3,
-        head_dim=32,
-        out_indices=(3, ),
-        out_centers=True,
-        drop_path_rate=0.2),
+    # in place of Swin-T (Swin's drop-path rate): the last stage and its centers
+    backbone=dict(_base_.backbone_with_centers, _delete_=True, out_indices=(3, ),
+                  drop_path_rate=0.2),
     # §3.3: a single-layer MLP (the stock LinearClsHead) on the cluster centers
     neck=dict(_delete_=True, type='ClusterCenterNeck'),
     head=dict(in_channels=768))
+del _base_.backbone, _base_.backbone_with_centers  # taken into model.backbone
 
 # Swin's recipe: lr = 5e-4 * 1024 / 512 = 1e-3, as §4.1.1 states
 # (Swin's no-decay keys are kept; the E-step temperatures join them)

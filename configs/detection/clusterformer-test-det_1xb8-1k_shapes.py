@@ -2,19 +2,16 @@
 # (clusterformer-test_1xb8-1k_shapes-inst.py) with the head's mask branch
 # switched off, matching on class and box costs, annotations loaded without
 # masks and bbox AP only (§4.1.2's detection head).
-_base_ = './clusterformer-test_1xb8-1k_shapes-inst.py'
+_base_ = [
+    './clusterformer-test_1xb8-1k_shapes-inst.py',
+    '../_base_/models/clusterformer_head-training.py',
+]
 
 model = dict(
     data_preprocessor=dict(pad_mask=False),
     bbox_head=dict(with_mask=False, loss_mask=None, loss_dice=None),
-    train_cfg=dict(
-        assigner=dict(
-            type='HungarianAssigner',
-            match_costs=[
-                dict(type='FocalLossCost', weight=2.0),
-                dict(type='BBoxL1Cost', weight=5.0, box_format='xywh'),
-                dict(type='IoUCost', iou_mode='giou', weight=2.0),
-            ])))
+    train_cfg=_base_.box_matching)  # on class and box costs
+del _base_.mask_matching, _base_.box_matching, _base_.seg_losses  # used above
 
 with_mask = False
 # CheckImageFile refuses empty files and images with a side above this

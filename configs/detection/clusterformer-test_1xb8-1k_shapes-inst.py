@@ -14,18 +14,9 @@ _base_ = [
     '../_base_/schedules/shapes_1k-iters.py',
 ]
 
-custom_imports = dict(imports=['mmcf'], allow_failed_imports=False)
-
 model = dict(
     type='ClusterFormerDetector',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[127.5, 127.5, 127.5],
-        std=[64.0, 64.0, 64.0],
-        bgr_to_rgb=True,
-        pad_size_divisor=32,
-        pad_mask=True,
-        mask_pad_value=0),
+    data_preprocessor=_base_.det_data_preprocessor,
     backbone={{_base_.backbone}},
     bbox_head=dict(
         type='ClusterFormerDetHead',
@@ -43,3 +34,4 @@ model = dict(
     # masks here are at most 64x64 = 4096 pixels, so fewer points
     train_cfg=dict(num_points=1024),
     test_cfg=dict(max_per_img=100, mask_thr=0.5))
+del _base_.det_data_preprocessor  # used above

@@ -6,7 +6,10 @@
 # annotations are loaded without masks and scored for bbox AP. Same recipe
 # (50 epochs, batch 16, LSJ 0.1-2.0 with 1024 crops, test shorter side 800)
 # and the same learning-rate note as clusterformer-tiny_8xb2-lsj-50e_coco.py.
-_base_ = './clusterformer-tiny_8xb2-lsj-50e_coco.py'
+_base_ = [
+    './clusterformer-tiny_8xb2-lsj-50e_coco.py',
+    '../_base_/models/clusterformer_head-training.py',
+]
 
 with_mask = False
 image_size = (1024, 1024)
@@ -20,14 +23,8 @@ model = dict(
         ]),
     bbox_head=dict(with_mask=False, loss_mask=None, loss_dice=None),
     test_cfg=dict(box_source='regress'),
-    train_cfg=dict(
-        assigner=dict(
-            type='HungarianAssigner',
-            match_costs=[
-                dict(type='FocalLossCost', weight=2.0),
-                dict(type='BBoxL1Cost', weight=5.0, box_format='xywh'),
-                dict(type='IoUCost', iou_mode='giou', weight=2.0),
-            ])))
+    train_cfg=_base_.box_matching)  # on class and box costs
+del _base_.mask_matching, _base_.box_matching, _base_.seg_losses  # used above
 
 train_pipeline = [
     dict(type='LoadImageFromFile', to_float32=True, backend_args=None),

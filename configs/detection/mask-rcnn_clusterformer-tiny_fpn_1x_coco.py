@@ -3,21 +3,16 @@
 # Swin config; only the backbone is swapped. ClusterFormer returns Swin-T's
 # four NCHW maps (96, 192, 384, 768 channels, strides 4-32), so the FPN neck
 # inherited from that config takes them as they are.
-_base_ = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
+# The backbone trains from scratch, not from mmdet's Swin-T ImageNet weights
+# (its `pretrained`, set to None below); for ImageNet-1K ClusterFormer-Tiny
+# weights see ../_base_/models/clusterformer-tiny_downstream.py.
+_base_ = [
+    'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py',
+    '../_base_/models/clusterformer-tiny_downstream.py',
+]
 
-custom_imports = dict(imports=['mmcf'], allow_failed_imports=False)
+pretrained = None  # not Swin-T's weights (mmdet's): from scratch, see the header
 
-# ImageNet-1K ClusterFormer-Tiny weights (a runner checkpoint of
-# configs/classification/clusterformer-tiny_16xb64_in1k.py); None: scratch.
-pretrained = None
-
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='ClusterFormer',
-        arch='tiny',
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')
-        if pretrained else None),
-    neck=dict(in_channels=[96, 192, 384, 768]))
+# the Swin-T recipe's stochastic depth
+model = dict(backbone=dict(_base_.backbone, _delete_=True, drop_path_rate=0.2))
+del _base_.backbone, _base_.backbone_with_centers  # taken into model.backbone

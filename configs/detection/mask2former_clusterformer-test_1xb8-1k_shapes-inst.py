@@ -9,5 +9,3 @@ _base_ = [
     '../_base_/datasets/shapes_coco-instance.py',
     '../_base_/schedules/shapes_1k-iters.py',
 ]
-
-custom_imports = dict(imports=['mmcf'], allow_failed_imports=False)

@@ -3,20 +3,15 @@
 # ours, on our backbone (the paper's comparison of Tables 2 and 4). Only the
 # backbone is swapped; its widths equal Swin-T's, so Mask2Former's
 # in_channels stay [96, 192, 384, 768].
-_base_ = 'mmdet::mask2former/mask2former_swin-t-p4-w7-224_8xb2-lsj-50e_coco.py'
+# The backbone trains from scratch, not from mmdet's Swin-T ImageNet weights
+# (its `pretrained`, set to None below); for ImageNet-1K ClusterFormer-Tiny
+# weights see ../_base_/models/clusterformer-tiny_downstream.py.
+_base_ = [
+    'mmdet::mask2former/mask2former_swin-t-p4-w7-224_8xb2-lsj-50e_coco.py',
+    '../_base_/models/clusterformer-tiny_downstream.py',
+]
 
-custom_imports = dict(imports=['mmcf'], allow_failed_imports=False)
+pretrained = None  # not Swin-T's weights (mmdet's): from scratch, see the header
 
-# ImageNet-1K ClusterFormer-Tiny weights, or None (scratch).
-pretrained = None
-
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='ClusterFormer',
-        arch='tiny',
-        out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')
-        if pretrained else None),
-    panoptic_head=dict(in_channels=[96, 192, 384, 768]))
+model = dict(backbone=dict(_base_.backbone, _delete_=True))
+del _base_.backbone, _base_.backbone_with_centers  # taken into model.backbone

@@ -4,21 +4,21 @@
 # FPN's in_channels are ClusterFormer-Tiny's widths of those stages
 # (ClusterFormer.arch_out_channels('tiny', (1, 2, 3)) = [192, 384, 768];
 # the table per arch is in docs/en/get_started.md).
-_base_ = 'mmdet::swin/retinanet_swin-t-p4-w7_fpn_1x_coco.py'
+# The backbone trains from scratch, not from mmdet's Swin-T ImageNet weights
+# (its `pretrained`, set to None below); for ImageNet-1K ClusterFormer-Tiny
+# weights see ../_base_/models/clusterformer-tiny_downstream.py.
+_base_ = [
+    'mmdet::swin/retinanet_swin-t-p4-w7_fpn_1x_coco.py',
+    '../_base_/models/clusterformer-tiny_downstream.py',
+]
 
-custom_imports = dict(imports=['mmcf'], allow_failed_imports=False)
-
-# ImageNet-1K ClusterFormer-Tiny weights (a runner checkpoint of
-# configs/classification/clusterformer-tiny_16xb64_in1k.py); None: scratch.
-pretrained = None
+pretrained = None  # not Swin-T's weights (mmdet's): from scratch, see the header
 
 model = dict(
     backbone=dict(
+        _base_.backbone,
         _delete_=True,
-        type='ClusterFormer',
-        arch='tiny',
         out_indices=(1, 2, 3),  # only what the FPN reads, else unused parameters
-        drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')
-        if pretrained else None),
+        drop_path_rate=0.2),  # the Swin-T recipe's
     neck=dict(in_channels=[192, 384, 768], start_level=0, num_outs=5))
+del _base_.backbone, _base_.backbone_with_centers  # taken into model.backbone

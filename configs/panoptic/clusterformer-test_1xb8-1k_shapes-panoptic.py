@@ -12,20 +12,10 @@ _base_ = [
     '../_base_/schedules/shapes_1k-iters.py',
 ]
 
-custom_imports = dict(imports=['mmcf'], allow_failed_imports=False)
-
 model = dict(
     type='ClusterFormerPanopticDetector',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[127.5, 127.5, 127.5],
-        std=[64.0, 64.0, 64.0],
-        bgr_to_rgb=True,
-        pad_size_divisor=32,
-        pad_mask=True,
-        mask_pad_value=0,
-        pad_seg=True,
-        seg_pad_value=255),
+    # with the panoptic maps padded too (255: ignored)
+    data_preprocessor=dict(_base_.det_data_preprocessor, pad_seg=True, seg_pad_value=255),
     backbone={{_base_.backbone}},
     # inference: fuse thing and stuff centers into mmdet's panoptic outputs
     panoptic_fusion_head=dict(type='ClusterFormerPanopticFusionHead'),
@@ -47,3 +37,4 @@ model = dict(
     train_cfg=dict(num_points=1024),
     test_cfg=dict(panoptic_on=True, semantic_on=True, instance_on=True, max_per_img=100,
                   object_mask_thr=0.5, iou_thr=0.8, mask_thr=0.5))
+del _base_.det_data_preprocessor  # used above

@@ -23,15 +23,9 @@
 # LoadCocoPanopticAnnotations instead of mmdet's LoadPanopticAnnotations.
 _base_ = [
     'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py',
-    '../_base_/models/clusterformer_coco-decoder.py',
+    # the backbone (from scratch: pretrained = None) and our heads' pieces
+    '../_base_/models/clusterformer-tiny_our-heads.py',
 ]
-
-custom_imports = dict(imports=['mmcf'], allow_failed_imports=False)
-
-# ImageNet-1K ClusterFormer-Tiny weights (a runner checkpoint of
-# configs/classification/clusterformer-tiny_16xb64_in1k.py); None trains
-# the backbone from scratch.
-pretrained = None
 
 num_things_classes = 80
 num_stuff_classes = 53
@@ -43,45 +37,19 @@ backend_args = None
 model = dict(
     _delete_=True,
     type='ClusterFormerPanopticDetector',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_size_divisor=32,
-        pad_mask=True,
-        mask_pad_value=0,
-        pad_seg=True,
-        seg_pad_value=255,
-        batch_augments=[
-            dict(type='BatchFixedSizePad', size=image_size, img_pad_value=0,
-                 pad_mask=True, mask_pad_value=0, pad_seg=True, seg_pad_value=255)
-        ]),
-    backbone=dict(
-        type='ClusterFormer',
-        arch='tiny',
-        num_centers=100,
-        num_iters=3,
-        head_dim=32,
-        out_indices=(0, 1, 2, 3),
-        out_centers=True,  # the head starts from the encoder's centers
-        drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')
-        if pretrained else None),
+    # Mask2Former's (inherited): ImageNet mean and std, batches padded to
+    # 1024 x 1024 with their masks and panoptic maps
+    data_preprocessor=_base_.model.data_preprocessor,
+    backbone=_base_.backbone_with_centers,  # the head starts from its centers
     # inference: fuse thing and stuff centers into mmdet's panoptic outputs
     panoptic_fusion_head=dict(type='ClusterFormerPanopticFusionHead'),
     bbox_head=dict(
+        _base_.head_inputs,  # maps and encoder centers, decoder pieces
         type='ClusterFormerPanopticHead',
-        in_channels=[96, 192, 384, 768],
         num_things_classes=num_things_classes,
         num_stuff_classes=num_stuff_classes,
         num_queries=100,  # thing centers; + one per stuff class
         feat_channels=embed_dims,
-        pixel_decoder={{_base_.pixel_decoder}},  # Mask2Former's
-        transformer_decoder={{_base_.transformer_decoder}},  # §3.3
-        center_init='encoder',  # Table 6f; 'free' | 'feature'
-        num_encoder_centers=100,
-        encoder_channels=768,
         lambda_th=5.0,  # Eq. 7
         lambda_st=3.0,
         lambda_aux=1.0,
@@ -95,17 +63,7 @@ model = dict(
                        loss_weight=1.0),
         loss_dice=dict(type='DiceLoss', use_sigmoid=True, activate=True, reduction='mean',
                        naive_dice=True, eps=1.0, loss_weight=1.0)),
-    train_cfg=dict(
-        assigner=dict(
-            type='HungarianAssigner',
-            match_costs=[
-                dict(type='FocalLossCost', weight=2.0),
-                dict(type='CrossEntropyLossCost', weight=5.0, use_sigmoid=True),
-                dict(type='DiceCost', weight=5.0, pred_act=True, eps=1.0),
-            ]),
-        num_points=12544,
-        oversample_ratio=3.0,
-        importance_sample_ratio=0.75),
+    train_cfg=_base_.mask_matching,  # on class and mask costs
     test_cfg=dict(panoptic_on=True, semantic_on=True, instance_on=True, max_per_img=100,
                   object_mask_thr=0.5, iou_thr=0.8, mask_thr=0.5))
 
@@ -145,21 +103,11 @@ val_evaluator = [
 test_evaluator = val_evaluator
 
 # AdamW 1e-4, backbone x0.1, no decay on norms and embeddings, Mask2Former's
-# clipping; the inherited schedule: 368750 iterations, x0.1 at 327778, 355092.
-embed_multi = dict(lr_mult=1.0, decay_mult=0.0)
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05, eps=1e-8,
-                   betas=(0.9, 0.999)),
-    paramwise_cfg=dict(
-        custom_keys={
-            'backbone': dict(lr_mult=0.1, decay_mult=1.0),
-            'query_pos': embed_multi,
-            'center_feat': embed_multi,
-            'center_mix': embed_multi,
-            # the E-step temperatures (also the backbone's, at full lr then)
-            'logit_scale': embed_multi,
-            'level_embed': embed_multi,
-        },
-        norm_decay_mult=0.0),
-    clip_grad=dict(max_norm=0.01, norm_type=2))
+# clipping: mmdet's Mask2Former optimizer, inherited, with our center
+# embeddings and E-step temperatures added to its no-decay keys; the inherited
+# schedule: 368750 iterations, x0.1 at 327778, 355092.
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys=_base_.no_decay_keys))
+# the helpers of the bases, used above
+del _base_.backbone, _base_.backbone_with_centers, _base_.head_inputs
+del _base_.no_decay, _base_.no_decay_keys
+del _base_.mask_matching, _base_.box_matching, _base_.seg_losses

@@ -13,8 +13,6 @@ _base_ = [
     '../_base_/schedules/shapes_1k-iters.py',
 ]
 
-custom_imports = dict(imports=['mmcf'], allow_failed_imports=False)
-
 num_things_classes = 4
 num_stuff_classes = 3
 num_classes = num_things_classes + num_stuff_classes

@@ -26,16 +26,9 @@
 _base_ = [
     'mmseg::_base_/datasets/ade20k_640x640.py',
     'mmseg::_base_/default_runtime.py',
-    '../_base_/models/clusterformer_coco-decoder.py',
+    # the backbone (from scratch: pretrained = None) and our heads' pieces
+    '../_base_/models/clusterformer-tiny_our-heads.py',
 ]
-
-custom_imports = dict(imports=['mmcf'], allow_failed_imports=False)
-
-# ImageNet-1K ClusterFormer-Tiny weights from
-# configs/classification/clusterformer-tiny_16xb64_in1k.py (a runner
-# checkpoint; its backbone is read with prefix 'backbone.'). None trains the
-# backbone from scratch.
-pretrained = None
 
 num_classes = 150
 crop_size = (640, 640)
@@ -54,39 +47,19 @@ data_preprocessor = dict(
 model = dict(
     type='EncoderDecoder',
     data_preprocessor=data_preprocessor,
-    backbone=dict(
-        type='ClusterFormer',
-        arch='tiny',
-        num_centers=100,
-        num_iters=3,
-        head_dim=32,
-        out_indices=(0, 1, 2, 3),
-        out_centers=True,  # the head starts from the encoder's centers
-        drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')
-        if pretrained else None),
+    backbone=_base_.backbone_with_centers,  # the head starts from its centers
     decode_head=dict(
+        _base_.head_inputs,  # maps and encoder centers, decoder pieces
         type='ClusterFormerHead',
-        in_channels=[96, 192, 384, 768],
         in_index=[0, 1, 2, 3],
         channels=embed_dims,
         num_classes=num_classes,
-        pixel_decoder={{_base_.pixel_decoder}},  # Mask2Former's
-        transformer_decoder={{_base_.transformer_decoder}},  # §3.3
-        center_init='encoder',  # Table 6f, "centers from encoder"
-        num_encoder_centers=100,
-        encoder_channels=768,
         similarity='dot',
         deep_supervision=True,
         supervise_initial=True,
         align_corners=False,
         ignore_index=255,
-        loss_decode=[
-            dict(type='CrossEntropyLoss', use_sigmoid=False, avg_non_ignore=True,
-                 loss_weight=5.0, loss_name='loss_ce'),
-            dict(type='DiceLoss', use_sigmoid=False, loss_weight=1.0,
-                 loss_name='loss_dice'),
-        ]),
+        loss_decode=_base_.seg_losses),  # CE x5 + dice x1
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
 
@@ -114,20 +87,16 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 
-# optimizer
-no_decay = dict(lr_mult=1.0, decay_mult=0.0)
+# optimizer: AdamW (see above), no decay on norms, on the center embeddings and
+# on the E-step temperatures (_base_/schedules/clusterformer_no-decay-keys.py)
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-5, weight_decay=0.05, eps=1e-8, betas=(0.9, 0.999)),
     clip_grad=dict(max_norm=0.01, norm_type=2),
-    paramwise_cfg=dict(
-        norm_decay_mult=0.0,
-        custom_keys={
-            'center_pos': no_decay,
-            'center_feat': no_decay,
-            'center_mix': no_decay,
-            'logit_scale': no_decay,  # the E-step temperatures
-        }))
+    paramwise_cfg=dict(norm_decay_mult=0.0, custom_keys=_base_.no_decay_keys))
+# the helpers of the bases, used above (no_decay stays: this config always had it)
+del _base_.backbone, _base_.backbone_with_centers, _base_.head_inputs, _base_.no_decay_keys
+del _base_.mask_matching, _base_.box_matching, _base_.seg_losses
 
 max_iters = 126313  # 100 epochs (Table 3) of 20210 images at batch 16
 param_scheduler = [

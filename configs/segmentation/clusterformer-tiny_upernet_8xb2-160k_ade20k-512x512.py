@@ -3,20 +3,15 @@
 # UperNet's in_channels and the auxiliary FCN head (stage 3, 384 channels) are
 # kept as they are; data, schedule (160k, AdamW 6e-5, poly) and losses are
 # mmseg's. The backbone returns only its maps here (out_centers=False).
-_base_ = 'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py'
+_base_ = [
+    'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py',
+    '../_base_/models/clusterformer-tiny_downstream.py',
+]
 
-custom_imports = dict(imports=['mmcf'], allow_failed_imports=False)
-
-# ImageNet-1K ClusterFormer-Tiny checkpoint (configs/classification/...), or None.
+# Not Swin-T's ImageNet weights (mmseg's `checkpoint_file`): the backbone
+# trains from scratch; ../_base_/models/clusterformer-tiny_downstream.py says
+# how to start it from ImageNet-1K ClusterFormer-Tiny weights.
 pretrained = None
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='ClusterFormer',
-        arch='tiny',
-        out_indices=(0, 1, 2, 3),
-        out_centers=False,
-        drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')
-        if pretrained else None))
+model = dict(backbone=dict(_base_.backbone, _delete_=True, out_centers=False))
+del _base_.backbone, _base_.backbone_with_centers  # taken into model.backbone

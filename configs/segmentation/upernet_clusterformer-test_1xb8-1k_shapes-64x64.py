@@ -1,37 +1,16 @@
 # The head users would pick instead of ours, on the semantic demo: mmseg's
 # stock UperNet (UPerHead + auxiliary FCNHead, cross-entropy, as in
-# mmseg's upernet configs) on the same `test` ClusterFormer backbone, data,
-# schedule, optimizer and seed as clusterformer-test_1xb8-1k_shapes-64x64.py,
-# 64 channels wide as our head. BN instead of SyncBN: one process.
+# mmseg's upernet configs; ../_base_/models/upernet_clusterformer-test_seg-demo.py)
+# on the same `test` ClusterFormer backbone, data, schedule, optimizer and
+# seed as clusterformer-test_1xb8-1k_shapes-64x64.py, 64 channels wide as our
+# head. BN instead of SyncBN: one process.
 # tools/analysis/compare_heads.py trains both over seeds and prints the table.
-_base_ = './clusterformer-test_1xb8-1k_shapes-64x64.py'
+_base_ = [
+    '../_base_/models/upernet_clusterformer-test_seg-demo.py',
+    '../_base_/datasets/shapes_semantic.py',
+    '../_base_/schedules/seg-demo_1k-iters.py',
+]
 
-norm_cfg = dict(type='BN', requires_grad=True)
+num_classes = 7
 model = dict(
-    backbone=dict(out_centers=False),  # UPerHead takes the four maps only
-    decode_head=dict(
-        _delete_=True,
-        type='UPerHead',
-        in_channels={{_base_.backbone_channels}},
-        in_index=[0, 1, 2, 3],
-        pool_scales=(1, 2, 3, 6),
-        channels={{_base_.embed_dims}},
-        dropout_ratio=0.1,
-        num_classes={{_base_.num_classes}},
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        ignore_index=255,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-    auxiliary_head=dict(
-        type='FCNHead',
-        in_channels=128,  # stage 3 of the `test` arch
-        in_index=2,
-        channels={{_base_.embed_dims}},
-        num_convs=1,
-        concat_input=False,
-        dropout_ratio=0.1,
-        num_classes={{_base_.num_classes}},
-        norm_cfg=norm_cfg,
-        align_corners=False,
-        ignore_index=255,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)))
+    decode_head=dict(num_classes=num_classes), auxiliary_head=dict(num_classes=num_classes))

@@ -32,7 +32,7 @@ class Row(NamedTuple):
     table: str  # '6a' ... '6f'
     key: str  # short name, unique within the table; part of the config name
     label: str  # the row as the paper names it
-    options: Dict[str, object]  # relative to model.backbone / model.bbox_head
+    options: Dict[str, object]  # relative to model.backbone / model.bbox_head (nested)
     paper_params: Optional[float]  # millions, None where the paper gives none
     paper_metric: Optional[float]  # top-1 (6a-e) or mask AP (6f)
     default: bool = False  # the adopted design (red in the paper)
@@ -61,9 +61,20 @@ class Row(NamedTuple):
         return f'configs/ablations/clusterformer-tiny-{self.name}_16xb64_in1k.py'
 
     def cfg_options(self, prefix: Optional[str] = None) -> Dict[str, object]:
-        """``options`` as absolute config keys."""
-        prefix = self.prefix if prefix is None else prefix
-        return {prefix + k: v for k, v in self.options.items()}
+        """``options`` as absolute config keys (nested dicts dotted:
+        ``model.backbone.clustering_cfg.num_iters``)."""
+        return flat_options(self.options, self.prefix if prefix is None else prefix)
+
+
+def flat_options(options: Dict[str, object], prefix: str = '') -> Dict[str, object]:
+    """Nested option dicts as dotted ``--cfg-options`` keys."""
+    out: Dict[str, object] = {}
+    for key, value in options.items():
+        if isinstance(value, dict):
+            out.update(flat_options(value, f'{prefix}{key}.'))
+        else:
+            out[prefix + key] = value
+    return out
 
 
 def _row(table, key, label, options, params, metric, default=False) -> Row:
@@ -79,24 +90,26 @@ ROWS: List[Row] = [
     _row('6a', 'dispatch', '+ Feature Dispatching', dict(with_clustering=False), 23.46, 78.58),
     _row('6a', 'both', 'ClusterFormer (both)', {}, 27.85, 81.31, default=True),
     # (b) recursions; the paper gives 27.85M for every T
-    _row('6b', 't1', 'T = 1', dict(num_iters=1), 27.85, 81.06),
-    _row('6b', 't2', 'T = 2', dict(num_iters=2), 27.85, 81.22),
+    _row('6b', 't1', 'T = 1', dict(clustering_cfg=dict(num_iters=1)), 27.85, 81.06),
+    _row('6b', 't2', 'T = 2', dict(clustering_cfg=dict(num_iters=2)), 27.85, 81.22),
     _row('6b', 't3', 'T = 3', {}, 27.85, 81.31, default=True),
-    _row('6b', 't4', 'T = 4', dict(num_iters=4), 27.85, 81.33),
+    _row('6b', 't4', 'T = 4', dict(clustering_cfg=dict(num_iters=4)), 27.85, 81.33),
     # (c) center updating
-    _row('6c', 'cosine', 'Cosine Similarity', dict(center_update='cosine'), 23.88, 78.79),
-    _row('6c', 'vanilla', 'Vanilla Cross-Attention [81]', dict(center_update='vanilla'),
-         35.48, 79.67),
+    _row('6c', 'cosine', 'Cosine Similarity', dict(clustering_cfg=dict(type='CosineClustering')),
+         23.88, 78.79),
+    _row('6c', 'vanilla', 'Vanilla Cross-Attention [81]',
+         dict(clustering_cfg=dict(type='VanillaCrossAttention')), 35.48, 79.67),
     _row('6c', 'criss-cross', 'Criss Cross-Attention [35]',
-         dict(center_update='criss_cross'), 34.16, 79.91),
-    _row('6c', 'kmeans', 'K-Means [95]', dict(center_update='kmeans'), 27.71, 80.96),
+         dict(clustering_cfg=dict(type='CrissCrossClustering')), 34.16, 79.91),
+    _row('6c', 'kmeans', 'K-Means [95]', dict(clustering_cfg=dict(type='KMeansClustering')),
+         27.71, 80.96),
     _row('6c', 'recurrent', 'Recurrent Cross-Attention', {}, 27.85, 81.31, default=True),
     # (d) head dimension: heads fixed (3/6/12/24), width per head varies
-    _row('6d', 'hd16', 'head dim 16', dict(head_dim=16), 17.25, 71.69),
-    _row('6d', 'hd24', 'head dim 24', dict(head_dim=24), 22.88, 75.37),
+    _row('6d', 'hd16', 'head dim 16', dict(clustering_cfg=dict(head_dim=16)), 17.25, 71.69),
+    _row('6d', 'hd24', 'head dim 24', dict(clustering_cfg=dict(head_dim=24)), 22.88, 75.37),
     _row('6d', 'hd32', 'head dim 32', {}, 27.85, 81.31, default=True),
-    _row('6d', 'hd40', 'head dim 40', dict(head_dim=40), 32.81, 82.21),
-    _row('6d', 'hd48', 'head dim 48', dict(head_dim=48), 38.14, 82.40),
+    _row('6d', 'hd40', 'head dim 40', dict(clustering_cfg=dict(head_dim=40)), 32.81, 82.21),
+    _row('6d', 'hd48', 'head dim 48', dict(clustering_cfg=dict(head_dim=48)), 38.14, 82.40),
     # (e) feature dispatching
     _row('6e', 'none', 'None', dict(with_dispatch=False), 26.27, 80.57),
     _row('6e', 'fc', 'Vanilla FC Layer', dict(dispatch_mode='fc'), 27.14, 80.83),

@@ -12,25 +12,22 @@
   (Eq. 5 on the pixel features), mixed query selection (DINO) or
   scene-adaptive embedding.
 
-Semantic segmentation (class centers) and detection / instance / panoptic
-segmentation (instance centers) build their decoders from these two.
+Every head runs them through one trunk, :class:`~mmcf.models.trunk.
+ClusterDecoderTrunk`: class centers for semantic segmentation, instance
+centers for detection, instance and panoptic segmentation.
 """
 from __future__ import annotations
 
-import copy
-import warnings
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
-from mmengine.config import ConfigDict
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor
 
-from .clustering import CenterInit, RecurrentClustering
-from .utils import loads_pretrained
+from .clustering import CenterInit, build_clustering, refuse_clustering_kwargs
 
 CENTER_INITS = ('encoder', 'free', 'feature', 'mixed_selection', 'scene_adaptive')
 
@@ -48,38 +45,28 @@ class ClusterDecoderLayer(BaseModule):
     ``P`` is a learned per-center embedding (the "query position") that keeps
     the identity of each center. RCA returns the clustered centers of its
     last M-step (Eq. 3); the residual keeps the center identity across layers.
-    ``cluster_logits``, ``logit_scale``, ``residual_m_step`` and
-    ``proj_init`` choose the E-step logits, M-step form and projection init
-    of the RCA, as in the encoder (see
-    :class:`~mmcf.models.clustering.RecurrentClustering`); ``fused_em``
-    runs its E/M steps fused (default) or by the plain formulas, as the
-    encoder's ``fused_em``.
+    ``clustering_cfg`` builds the RCA exactly as the encoder's blocks build
+    theirs (:func:`~mmcf.models.clustering.build_clustering`: ``type``,
+    ``num_iters``, ``head_dim``, ``logits``, ``logit_scale``, ``m_step``,
+    ``residual``, ``proj_init``, ``fused``, ...); the width is split into
+    ``dim / head_dim`` heads. ``num_heads`` is the self-attention's.
     """
 
     def __init__(self,
                  dim: int,
                  num_heads: int = 8,
-                 head_dim: int = 32,
-                 num_iters: int = 3,
                  ffn_channels: int = 2048,
                  dropout: float = 0.0,
-                 center_update: str = 'recurrent',
-                 m_step: str = 'mean',
-                 cluster_logits: str = 'centered_cosine',
-                 logit_scale: float = 5.0,
-                 residual_m_step: bool = True,
-                 proj_init: str = 'random',
-                 fused_em: bool = True,
+                 clustering_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None,
+                 **kwargs):
         super().__init__(init_cfg=init_cfg)
+        refuse_clustering_kwargs('transformer_decoder.layer_cfg', kwargs)
         norm_cfg = norm_cfg or dict(type='LN')
         self.feat_norm = build_norm_layer(norm_cfg, dim)[1]
-        self.clustering = RecurrentClustering(
-            dim, head_dim=head_dim, num_iters=num_iters, update=center_update,
-            m_step=m_step, logits=cluster_logits, logit_scale=logit_scale,
-            residual=residual_m_step, proj_init=proj_init, fused=fused_em)
+        self.clustering = build_clustering(clustering_cfg, dim)
         self.cluster_proj = nn.Linear(dim, dim)
         self.cluster_drop = nn.Dropout(dropout)
         self.norm1 = build_norm_layer(norm_cfg, dim)[1]
@@ -262,64 +249,6 @@ class CenterQueryInit(nn.Module):
         return content + gate * self.select_pos(pos.to(coarse.dtype))
 
 
-#: head arguments of mmcf 0.1 and where they live now in ``transformer_decoder``
-LEGACY_DECODER_KEYS = {
-    'num_layers': 'num_layers',
-    'num_iters': 'layer_cfg.num_iters',
-    'head_dim': 'layer_cfg.head_dim',
-    'num_heads': 'layer_cfg.num_heads',
-    'ffn_channels': 'layer_cfg.ffn_channels',
-    'dropout': 'layer_cfg.dropout',
-    'center_update': 'layer_cfg.center_update',
-    'm_step': 'layer_cfg.m_step',
-    'transformer_norm_cfg': 'layer_cfg.norm_cfg',
-    'transformer_act_cfg': 'layer_cfg.act_cfg',
-}
-
-
-def build_pixel_decoder(cfg: Optional[dict], in_channels: Sequence[int], channels: int,
-                        registry, default_type: str = 'MSDeformAttnPixelDecoder') -> nn.Module:
-    """Build a head's pixel decoder from its config, filling in the
-    backbone's ``in_channels`` and the head's width as ``feat_channels`` and
-    ``out_channels``; widths that the config sets to anything else are
-    refused. mmdet's decoders read their sub-configs as attributes, hence the
-    ``ConfigDict``."""
-    cfg = ConfigDict(copy.deepcopy(cfg or dict(type=default_type)))
-    cfg.update(in_channels=list(in_channels))
-    for key in ('feat_channels', 'out_channels'):
-        cfg.setdefault(key, channels)
-        if cfg[key] != channels:
-            raise ValueError(f'pixel_decoder {key} ({cfg[key]}) must equal the head\'s '
-                             f'channels ({channels})')
-    return registry.build(cfg)
-
-
-def merge_legacy_decoder_cfg(transformer_decoder: Optional[dict], legacy: Dict[str, object],
-                             owner: str) -> dict:
-    """``transformer_decoder`` with the flat head arguments of earlier
-    releases (``num_layers=``, ``num_iters=``, ... on the head) folded in.
-
-    Each flat key still works, with a ``DeprecationWarning`` that names its
-    new place; giving a key both ways is refused.
-    """
-    cfg = copy.deepcopy(dict(transformer_decoder or {}))
-    layer_cfg = dict(cfg.get('layer_cfg') or {})
-    for key, value in legacy.items():
-        if key not in LEGACY_DECODER_KEYS:
-            raise TypeError(f'{owner} got an unexpected keyword argument {key!r}')
-        new = LEGACY_DECODER_KEYS[key]
-        warnings.warn(f'{owner}: {key}= is deprecated; use transformer_decoder.{new}',
-                      DeprecationWarning, stacklevel=3)
-        target, name = (layer_cfg, new.split('.', 1)[1]) if new.startswith('layer_cfg.') \
-            else (cfg, new)
-        if name in target and target[name] != value:
-            raise ValueError(f'{owner}: {key}={value!r} and transformer_decoder.{new}='
-                             f'{target[name]!r} disagree; keep only transformer_decoder.{new}')
-        target[name] = value
-    cfg['layer_cfg'] = layer_cfg
-    return cfg
-
-
 class ClusterTransformerDecoder(BaseModule):
     """The decoder of every ClusterFormer head (§3.3): ``num_layers``
     :class:`ClusterDecoderLayer` (6 in the paper), RCA layers not shared
@@ -330,11 +259,8 @@ class ClusterTransformerDecoder(BaseModule):
 
         transformer_decoder=dict(
             num_layers=6,
-            layer_cfg=dict(num_iters=3, head_dim=32, num_heads=8,
-                           ffn_channels=2048, dropout=0.0,
-                           center_update='recurrent', m_step='mean',
-                           cluster_logits='centered_cosine', logit_scale=5.0,
-                           residual_m_step=True, proj_init='random'))
+            layer_cfg=dict(num_heads=8, ffn_channels=2048, dropout=0.0,
+                           clustering_cfg=dict(num_iters=3, head_dim=32)))
 
     ``layer_cfg`` holds any argument of :class:`ClusterDecoderLayer` but
     ``dim``, which is the head's width.
@@ -400,29 +326,3 @@ class ClusterTransformerDecoder(BaseModule):
             centers, assign = layer(level_tokens[level], centers, pos, prior=prior,
                                     return_maps=return_maps)
             yield i, centers, assign
-
-
-class ClusterDecoderHeadMixin:
-    """What every head that owns a :class:`ClusterTransformerDecoder` does
-    the same way: ``init_weights`` runs the head's ``_reset_parameters``
-    (unless a ``Pretrained`` ``init_cfg`` loads weights) and then the stock
-    ``init_weights`` (which initialises the pixel decoder), and loading a
-    state dict accepts the decoder keys of mmcf 0.1
-    (:func:`rename_legacy_decoder_keys`). Put it first among the bases."""
-
-    def init_weights(self) -> None:
-        if not loads_pretrained(self.init_cfg):
-            self._reset_parameters()
-        super().init_weights()
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        rename_legacy_decoder_keys(state_dict, prefix)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-
-def rename_legacy_decoder_keys(state_dict: dict, prefix: str) -> None:
-    """Checkpoints of mmcf 0.1 keep a head's decoder layers under
-    ``layers.*``; they are ``transformer_decoder.layers.*`` now."""
-    old = prefix + 'layers.'
-    for key in [k for k in state_dict if k.startswith(old)]:
-        state_dict[prefix + 'transformer_decoder.' + key[len(prefix):]] = state_dict.pop(key)

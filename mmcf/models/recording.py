@@ -1,9 +1,10 @@
 """Cluster-assignment recording and cluster health, for the backbone and the heads.
 
-Every :class:`~mmcf.models.clustering.RecurrentClustering` (RCA) records
-itself: with its ``record`` set to ``'last'`` or ``'all'`` it keeps, in eval
-mode, references to its maps and centers, from which its head-averaged soft
-maps and :func:`~mmcf.models.clustering.cluster_health` are made when read
+Every clustering layer (:class:`~mmcf.models.clustering.RecurrentClustering`
+and its Table 6c variants, "RCA") records itself through
+:class:`ClusterRecords`: with its ``record`` set to ``'last'`` or ``'all'``
+it keeps, in eval mode, references to its maps and centers, from which its
+head-averaged soft maps and :func:`cluster_health` are made when read
 (recording costs no work per forward).
 :class:`AssignmentRecorder` groups the RCA modules of a model into
 "stages" and gives the owner the protocol that the cluster-map tool, the
@@ -32,13 +33,107 @@ record into their own modules.
 """
 from __future__ import annotations
 
+import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+import torch
 import torch.nn as nn
 from torch import Tensor
 
 RECORD_MODES = ('none', 'last', 'all')
 HEALTH_KEYS = ('entropy', 'spread', 'used')
+
+
+class ClusterRecords:
+    """Recording state of one clustering layer (framework-free).
+
+    The owner's :class:`AssignmentRecorder` sets ``record``; the layer calls
+    :meth:`keep_records` at the end of a forward in eval mode
+    (:attr:`recording`). Only references are kept (no copy, no work): the
+    head-averaged maps (:attr:`assignments`) and :func:`cluster_health`
+    (:attr:`health`) are made from them when read.
+    """
+
+    record: str = 'none'
+
+    @property
+    def recording(self) -> bool:
+        """Whether this forward is recorded: ``record`` set, eval mode."""
+        return self.record != 'none' and not self.training
+
+    def clear_records(self) -> None:
+        """Forget the recorded forward."""
+        self._records: Optional[dict] = None
+        self._assignments: Optional[Dict[int, Tensor]] = None
+        self._health: Optional[Dict[str, float]] = None
+
+    def keep_records(self, maps: List[Tensor], centers: Tensor) -> None:
+        """Keep (detached) the maps (B, heads, K, N) of the last
+        ``len(maps)`` EM iterations and the final centers (B, K, D)."""
+        self._records = dict(first=self.num_iters - len(maps),
+                             maps=[m.detach() for m in maps], centers=centers.detach())
+        self._assignments = self._health = None
+
+    @property
+    def assignments(self) -> Dict[int, Tensor]:
+        """The recorded head-averaged soft maps, EM iteration (0..T-1) ->
+        (B, K, N); empty when nothing was recorded."""
+        if self._records is None:
+            return {}
+        if self._assignments is None:
+            first = self._records['first']
+            self._assignments = {first + t: m.mean(dim=1)
+                                 for t, m in enumerate(self._records['maps'])}
+        return self._assignments
+
+    @property
+    def health(self) -> Optional[Dict[str, float]]:
+        """:func:`cluster_health` of the recorded forward's last EM
+        iteration, or None when nothing was recorded."""
+        if self._records is None:
+            return None
+        if self._health is None:
+            self._health = cluster_health(self._records['maps'][-1], self._records['centers'])
+        return self._health
+
+
+def cluster_health(assignment: torch.Tensor, centers: torch.Tensor) -> Dict[str, float]:
+    """How much a clustering clusters: three numbers for one E-step.
+
+    Args:
+        assignment: the soft maps ``M`` (B, heads, K, N) of one E-step.
+        centers: the centers (B, K, D) of the following M-step.
+
+    Returns:
+        ``entropy``: the mean over images, heads and pixels of the entropy of
+        a pixel's assignment over the K centers divided by ``log K`` (1: the
+        uniform E-step, every pixel shared equally; 0: hard assignments; 0
+        for K = 1). Columns of ``M`` are normalised over K first, so the
+        softmax-over-HW map of Eq. 1 is measured on the same footing.
+        ``spread``: relative spread of the centers, ``sqrt(mean_k |c_k -
+        c_bar|^2) / sqrt(mean_k |c_k|^2)`` per image, averaged: 0 when all K
+        centers are one vector, 1 when their mean is zero.
+        ``used``: how many centers win (arg-max of the head-averaged map) at
+        least one pixel, averaged over images. ``num_centers``: K.
+    """
+    if assignment.dim() != 4 or centers.dim() != 3:
+        raise ValueError(f'cluster_health expects maps (B, heads, K, N) and centers '
+                         f'(B, K, D), got {tuple(assignment.shape)} and {tuple(centers.shape)}')
+    m = assignment.double()
+    K = m.shape[2]
+    p = m / m.sum(dim=2, keepdim=True).clamp_min(1e-30)
+    if K > 1:
+        ent = -(p * p.clamp_min(1e-30).log()).sum(dim=2) / math.log(K)
+        entropy = float(ent.mean())
+    else:
+        entropy = 0.0
+    c = centers.double()
+    dev = (c - c.mean(dim=1, keepdim=True)).pow(2).sum(-1).mean(-1)
+    norm = c.pow(2).sum(-1).mean(-1)
+    spread = float((dev / norm.clamp_min(1e-30)).sqrt().mean())
+    winners = p.mean(dim=1).argmax(dim=1)  # (B, N)
+    used = sum(int(torch.unique(w).numel()) for w in winners) / winners.shape[0]
+    return dict(entropy=entropy, spread=spread, used=used, num_centers=K)
 
 
 class AssignmentRecorder:
@@ -136,7 +231,7 @@ class AssignmentRecorder:
         """Cluster health of the last eval forward, one dict per stage.
 
         Each dict holds, for the last EM iteration,
-        :func:`~mmcf.models.clustering.cluster_health`'s ``entropy``
+        :func:`cluster_health`'s ``entropy``
         (mean entropy / log K), ``spread`` (relative spread of the centers)
         and ``used`` (centers winning at least one pixel), averaged over the
         stage's recorded blocks (only the last with ``'last'``, every block

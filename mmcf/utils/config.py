@@ -107,6 +107,11 @@ def accepted_arguments(cls) -> Optional[set]:
     return accepted
 
 
+# ``optim_wrapper`` keys that mmengine's optimizer wrapper constructor takes
+# (DefaultOptimWrapperConstructor) before it builds the wrapper class.
+_CONSTRUCTOR_KEYS = ('constructor', 'paramwise_cfg')
+
+
 def _implied_type(root: str, node: dict) -> Optional[str]:
     """The class the runner builds from a dict without ``type``."""
     if root == 'train_cfg':
@@ -160,6 +165,10 @@ def check_cfg_option_args(cfg: Config, keys: Optional[Iterable[str]]) -> None:
             type_ = node.get('type', None) if depth > 0 else None
             if type_ is None and depth == 1:
                 type_ = _implied_type(parts[0], node)
+            if depth == 1 and parts[0] == 'optim_wrapper' and part in _CONSTRUCTOR_KEYS:
+                # read by the optimizer wrapper constructor, not the wrapper class
+                node = node[part]
+                continue
             if part not in ('type', '_scope_') and type_ is not None:
                 cls = _find_class(type_, scope, preferred)
                 accepted = accepted_arguments(cls) if cls is not None else None

@@ -126,7 +126,8 @@ def test_make_shapes_cli_non_integer_size(tmp_path):
 # -------------------------------------------------------------- checkpoints
 def _checkpoint_of_other_arch(path):
     from mmcf.models import ClusterFormer
-    other = ClusterFormer(dict(embed_dims=16, depths=[1, 1, 1, 1]), head_dim=16, num_centers=4)
+    other = ClusterFormer(dict(embed_dims=16, depths=[1, 1, 1, 1]),
+                          clustering_cfg=dict(head_dim=16), num_centers=4)
     sd = {f'backbone.{k}': v for k, v in other.state_dict().items()}
     torch.save({'meta': {'epoch': 1, 'iter': 3}, 'state_dict': sd, 'optimizer': {},
                 'param_schedulers': []}, path)
@@ -360,11 +361,12 @@ def test_check_dataset_cli(data, shapes_root, capsys):
     assert 'panoptic_val/0001.png does not exist' in capsys.readouterr().err
 
 
-# ----------------------------------------- cases of issue 15: nothing silent
+# ------------------------------------------------- bad values: nothing silent
 @pytest.mark.parametrize('kwargs,match', [
     (dict(num_centers=0), 'num_centers must be a positive int'),
-    (dict(head_dim=0), 'head_dim must be a positive int'),
-    (dict(num_iters=-1), 'num_iters must be a positive int, got -1'),
+    (dict(clustering_cfg=dict(head_dim=0)), 'clustering_cfg.head_dim must be a positive int'),
+    (dict(clustering_cfg=dict(num_iters=-1)),
+     'clustering_cfg.num_iters must be a positive int, got -1'),
     (dict(drop_path_rate=1.5), r'drop_path_rate must be in \[0, 1\), got 1.5'),
     (dict(drop_path_rate=-0.1), r'drop_path_rate must be in \[0, 1\)')])
 def test_backbone_refuses_zero_counts_and_bad_drop_path(kwargs, match):
@@ -396,6 +398,13 @@ def test_cfg_options_arguments_checked_all_the_way_down():
     load_config(SEG.config, {'train_dataloader.dataset.data_root': 'x',
                              'default_hooks.checkpoint.max_keep_ckpts': 1,
                              'model.decode_head.num_classes': 7})
+    # the optimizer wrapper constructor's keys, as mmdet users pass them
+    cfg = load_config(SEG.config, {
+        'optim_wrapper.paramwise_cfg.custom_keys.decode_head.lr_mult': 0.5})
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys.decode_head.lr_mult == 0.5
+    with pytest.raises(KeyError, match=r'optim_wrapper\.paramwise_cfgg\.x: OptimWrapper .*'
+                       r"takes no argument 'paramwise_cfgg'"):
+        load_config(SEG.config, {'optim_wrapper.paramwise_cfgg.x': 1})
 
 
 def test_checkpoint_of_another_arch_as_load_from(data, tmp_path):

@@ -81,7 +81,9 @@ def test_mismatched_checkpoint_names_the_keys(tmp_path):
     from mmengine.runner import load_checkpoint
     path = tmp_path / 'small.pth'
     torch.save({'state_dict': ClusterFormer('test').state_dict()}, path)
-    other = ClusterFormer(dict(embed_dims=16, depths=[1, 1, 1, 1]), head_dim=16, num_centers=4)
+    # arch keys only: the same in the flat and the clustering_cfg signature
+    other = ClusterFormer(dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
+                               num_centers=4))
     with pytest.raises(RuntimeError, match='size mismatch for patch_embed.projection.weight'):
         load_checkpoint(other, str(path), strict=True)
     # non-strict: the mismatched keys are skipped and named in the log
@@ -134,6 +136,62 @@ def test_code_payload_is_refused_with_a_plain_message(tmp_path):
     assert 'truncated or corrupt' not in text
 
 
+#: what torch's UnpicklingError says and ours must not show, not even as its cause
+WEIGHTS_ONLY_ADVICE = ('will likely succeed', 'WeightsUnpickler', 'weights_only` set to `False`',
+                       'Weights only load failed')
+
+
+def test_refusal_traceback_hides_the_weights_only_advice(tmp_path):
+    """The refusal is raised ``from None``: neither the traceback a user sees
+    (printed by a real uncaught raise) nor the exception chain carries
+    torch's error and its advice to re-run with weights_only=False."""
+    import subprocess
+    import sys
+    import traceback
+    from mmcf.engine import CheckpointError, load_checkpoint_file
+    path = tmp_path / 'payload.pth'
+    torch.save({'state_dict': {}, 'meta': {'x': Payload()}}, path)
+    refusal = f'checkpoint {path} is refused: it holds code or objects'
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint_file(str(path))
+    assert e.value.__cause__ is None and e.value.__suppress_context__ is True
+    formatted = ''.join(traceback.format_exception(type(e.value), e.value, e.value.__traceback__))
+    proc = subprocess.run(
+        [sys.executable, '-c', 'import sys; from mmcf.engine import load_checkpoint_file; '
+         'load_checkpoint_file(sys.argv[1])', str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert proc.returncode == 1
+    for text in (formatted, proc.stdout):
+        assert refusal in text and f'global {os.system.__module__}.system' in text
+        assert 'mmcf.engine.safe_load.CheckpointError' in text
+        assert not [a for a in WEIGHTS_ONLY_ADVICE if a in text], text
+        assert 'During handling of the above exception' not in text
+        assert 'direct cause' not in text
+
+
+def test_corrupt_file_error_keeps_a_cause_without_the_advice(tmp_path):
+    """A corrupt file trips torch's weights-only unpickler, whose error torch
+    replaces with one advising weights_only=False: ours names and chains the
+    unpickler's own error instead; a truncated file chains torch's EOFError."""
+    import traceback
+    from mmcf.engine import CheckpointError, load_checkpoint_file
+    path = tmp_path / 'garbage.pth'
+    path.write_bytes(b'x' * 100)
+    with pytest.raises(CheckpointError, match=r'garbage\.pth cannot be read \(truncated or '
+                       r'corrupt\?\): UnpicklingError: Unsupported operand') as e:
+        load_checkpoint_file(str(path))
+    assert isinstance(e.value.__cause__, pickle.UnpicklingError)
+    formatted = ''.join(traceback.format_exception(type(e.value), e.value, e.value.__traceback__))
+    assert 'direct cause' in formatted
+    assert not [a for a in WEIGHTS_ONLY_ADVICE if a in formatted], formatted
+    cut = tmp_path / 'cut.pth'
+    torch.save({'meta': {}, 'state_dict': {'w': torch.zeros(1000)}}, cut)
+    cut.write_bytes(cut.read_bytes()[:500])
+    with pytest.raises(CheckpointError, match=r'cut\.pth cannot be read') as e:
+        load_checkpoint_file(str(cut))
+    assert e.value.__cause__ is not None
+
+
 @pytest.mark.parametrize('message,named', [
     ('Unsupported global: GLOBAL os.system was not an allowed global by default.',
      'global os.system'),
@@ -141,7 +199,7 @@ def test_code_payload_is_refused_with_a_plain_message(tmp_path):
      'global posix.system'),
     ('invalid load key, \'x\'.', None)])
 def test_unsafe_global_wordings(message, named):
-    from mmcf.engine.checkpoint import _unsafe_global
+    from mmcf.engine.safe_load import _unsafe_global
     assert _unsafe_global(pickle.UnpicklingError('Weights only load failed.\n' + message)) \
         == named
 

@@ -46,13 +46,14 @@ def test_parameter_counts_match_table1(arch, target):
 
 
 def test_iterations_do_not_change_parameter_count():
-    counts = {n_params(ClusterFormer('tiny', num_iters=t)) for t in (1, 2, 3, 4)}
+    counts = {n_params(ClusterFormer('tiny', clustering_cfg=dict(num_iters=t)))
+              for t in (1, 2, 3, 4)}
     assert len(counts) == 1
 
 
 def test_arch_zoo_and_custom_arch():
     m = ClusterFormer(dict(embed_dims=[16, 32, 48, 64], depths=[1, 1, 1, 1]),
-                      head_dim=16, num_centers=4)
+                      clustering_cfg=dict(head_dim=16), num_centers=4)
     assert m.embed_dims == [16, 32, 48, 64]
     assert ClusterFormer('t').embed_dims == [96, 192, 384, 768]
     with pytest.raises(KeyError, match="Unknown ClusterFormer arch 'huge'"):
@@ -60,7 +61,7 @@ def test_arch_zoo_and_custom_arch():
     with pytest.raises(KeyError, match='depths'):
         ClusterFormer(dict(embed_dims=32))
     with pytest.raises(ValueError, match='head_dim'):
-        ClusterFormer(dict(embed_dims=40, depths=[1, 1, 1, 1]), head_dim=32)
+        ClusterFormer(dict(embed_dims=40, depths=[1, 1, 1, 1]), clustering_cfg=dict(head_dim=32))
     with pytest.raises(ValueError, match='out_indices'):
         ClusterFormer('test', out_indices=(4, ))
 
@@ -80,9 +81,10 @@ def test_in_channels_option():
 @pytest.mark.parametrize('kwargs', [
     dict(with_clustering=False), dict(with_dispatch=False),
     dict(with_clustering=False, with_dispatch=False),
-    dict(center_update='vanilla'), dict(center_update='kmeans'),
-    dict(m_step='sum'), dict(dispatch_sim='assignment'), dict(num_iters=1),
-    dict(head_dim=16)])
+    dict(clustering_cfg=dict(type='VanillaCrossAttention')),
+    dict(clustering_cfg=dict(type='KMeansClustering')), dict(clustering_cfg=dict(m_step='sum')),
+    dict(dispatch_sim='assignment'), dict(clustering_cfg=dict(num_iters=1)),
+    dict(clustering_cfg=dict(head_dim=16))])
 def test_ablation_switches_run_and_train(kwargs):
     model = ClusterFormer('test', out_centers=True, **kwargs)
     outs = model(torch.randn(2, 3, 32, 32))
@@ -106,9 +108,9 @@ def test_ablation_switches_remove_modules():
 def test_block_wiring_matches_formula():
     """x' = x + Dispatch(LN x, RCA(LN x, Init(LN x))); out = x' + FFN(LN x')."""
     torch.manual_seed(0)
-    block = ClusterBlock(32, num_centers=4, head_dim=16).eval()
+    block = ClusterBlock(32, num_centers=4, clustering_cfg=dict(head_dim=16)).eval()
     x = torch.randn(2, 6 * 5, 32)
-    out = block(x, (6, 5))
+    out, centers = block(x, (6, 5))
     xn = F.layer_norm(x, (32, ), block.norm1.weight, block.norm1.bias)
     c0 = block.center_init(xn, (6, 5))
     c, _ = block.clustering(xn, c0)
@@ -117,7 +119,7 @@ def test_block_wiring_matches_formula():
     ffn = block.ffn.layers
     ref = x1 + ffn[1](F.gelu(ffn[0][0](x1n)))
     torch.testing.assert_close(out, ref)
-    torch.testing.assert_close(block.centers, c)
+    torch.testing.assert_close(centers, c)
 
 
 def test_assignment_maps_recorded_without_rerun():
@@ -251,7 +253,7 @@ def test_mmcf01_clustering_collapses_at_initialisation():
     depend on the Eq. 5 centers."""
     torch.manual_seed(0)
     model = ClusterFormer('test', out_indices=(0, 1, 2, 3), out_centers=True,
-                          cluster_logits='dot', residual_m_step=False,
+                          clustering_cfg=dict(logits='dot', residual=False),
                           center_init_residual=False, record_assignments='all')
     model.init_weights()
     x = _scene(64)
@@ -287,14 +289,15 @@ def test_cluster_health_api():
 
 @pytest.mark.parametrize('record', ['none', 'all'])
 def test_fused_em_backbone_equals_plain_and_keeps_the_state_dict(record):
-    """fused_em=True (default) and False: the same state-dict keys, the same
+    """clustering_cfg.fused=True (default) and False: the same state-dict keys, the same
     outputs and gradients (float64), the same recorded maps."""
     from mmcf.models import ClusterFormer
     torch.manual_seed(0)
     fused = ClusterFormer('test', out_indices=(0, 1, 2, 3), drop_path_rate=0.0,
                           record_assignments=record).double()
     plain = ClusterFormer('test', out_indices=(0, 1, 2, 3), drop_path_rate=0.0,
-                          record_assignments=record, fused_em=False).double()
+                          record_assignments=record,
+                          clustering_cfg=dict(fused=False)).double()
     assert list(fused.state_dict()) == list(plain.state_dict())
     plain.load_state_dict(fused.state_dict())
     x = torch.randn(2, 3, 72, 56, dtype=torch.float64)
@@ -318,3 +321,30 @@ def test_fused_em_backbone_equals_plain_and_keeps_the_state_dict(record):
     for a, b in zip(*maps):
         assert a.shape[:2] == (2, 16)
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize('kwargs,hint', [
+    (dict(num_iters=2), r'clustering_cfg=dict\(num_iters=2\)'),
+    (dict(head_dim=16), r'clustering_cfg=dict\(head_dim=16\)'),
+    (dict(center_update='kmeans'), r"clustering_cfg=dict\(type='KMeansClustering'\)"),
+    (dict(cluster_logits='dot'), r"clustering_cfg=dict\(logits='dot'\)"),
+    (dict(residual_m_step=False), r'clustering_cfg=dict\(residual=False\)'),
+    (dict(fused_em=False), r'clustering_cfg=dict\(fused=False\)')])
+def test_clustering_options_live_in_clustering_cfg_only(kwargs, hint):
+    """One name per option from the backbone to the E-step: the keywords of
+    earlier releases are refused with the place and name they have now."""
+    with pytest.raises(TypeError, match=rf'ClusterFormer: {list(kwargs)[0]}= is a clustering '
+                       rf'option; pass {hint}'):
+        ClusterFormer('test', **kwargs)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'archh'"):
+        ClusterFormer('test', archh='tiny')
+    with pytest.raises(ValueError, match='must not set num_heads'):
+        ClusterFormer('test', clustering_cfg=dict(num_heads=2))
+    # the one dict reaches every block's layer, under its own names
+    model = ClusterFormer('test', clustering_cfg=dict(
+        type='KMeansClustering', num_iters=2, logits='dot', residual=False, fused=False))
+    rca = model.stages[1].blocks[0].clustering
+    assert type(rca).__name__ == 'KMeansClustering'
+    assert (rca.num_iters, rca.logits, rca.residual, rca.fused) == (2, 'dot', False, False)
+    assert (rca.num_heads, rca.head_dim) == (4, 16)  # the arch's heads and head width
+    assert model.num_iters == 2

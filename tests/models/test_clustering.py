@@ -15,9 +15,17 @@ _pkg = types.ModuleType('mmcf_framework_free')
 _pkg.__path__ = [osp.join(osp.dirname(__file__), '..', '..', 'mmcf', 'models')]
 sys.modules.setdefault('mmcf_framework_free', _pkg)
 clustering = importlib.import_module('mmcf_framework_free.clustering')
+recording = importlib.import_module('mmcf_framework_free.recording')
 CenterInit = clustering.CenterInit
 FeatureDispatch = clustering.FeatureDispatch
 RecurrentClustering = clustering.RecurrentClustering
+
+
+def rca(dim, update='recurrent', **kwargs):
+    """The clustering layer of a Table 6c row by its short name, built from a
+    ``clustering_cfg`` as the backbone and the heads build theirs."""
+    return clustering.build_clustering(dict(type=clustering.UPDATE_TYPES[update], **kwargs),
+                                       dim)
 
 
 def _linear(x, layer):
@@ -102,8 +110,8 @@ def reference_rca(mod, x, c0, update='recurrent', m_step='mean', logits='dot',
     ('recurrent', 'mean', 'centered_cosine', False), ('vanilla', 'mean', 'centered_cosine', True)])
 def test_rca_matches_reference(update, m_step, logits, residual):
     torch.manual_seed(0)
-    mod = RecurrentClustering(16, head_dim=8, num_iters=3, update=update, m_step=m_step,
-                              logits=logits, residual=residual).double()
+    mod = rca(16, update, head_dim=8, num_iters=3, m_step=m_step, logits=logits,
+              residual=residual).double()
     if logits != 'dot':  # a different temperature per head
         mod.logit_scale.data = torch.tensor([[[1.0]], [[2.5]]], dtype=torch.float64)
     x = torch.randn(2, 12, 16, dtype=torch.float64)
@@ -122,7 +130,7 @@ def test_rca_with_prior_matches_reference(update):
     iteration; a prior that favours one center for some pixels moves them to
     it, and a prior constant over k changes nothing (softmax over K)."""
     torch.manual_seed(0)
-    mod = RecurrentClustering(16, head_dim=8, num_iters=3, update=update).double()
+    mod = rca(16, update, head_dim=8, num_iters=3).double()
     x = torch.randn(2, 12, 16, dtype=torch.float64)
     c0 = torch.randn(2, 5, 16, dtype=torch.float64)
     prior = torch.nn.functional.logsigmoid(torch.randn(2, 12, 5, dtype=torch.float64) * 3)
@@ -151,7 +159,8 @@ def test_e_step_is_soft_assignment_over_k():
     assert len(maps) == 2
     for m in maps:
         assert (m >= 0).all() and (m <= 1).all()
-        torch.testing.assert_close(m.sum(dim=2), torch.ones(1, 1, 20))  # each pixel sums to 1 over K
+        # each pixel sums to 1 over K
+        torch.testing.assert_close(m.sum(dim=2), torch.ones(1, 1, 20))
 
 
 def test_iterations_share_parameters():
@@ -196,8 +205,16 @@ def test_large_logits_stay_finite_under_bf16_autocast():
 
 
 def test_bad_options():
-    with pytest.raises(ValueError, match='update'):
-        RecurrentClustering(32, 16, update='criss')
+    with pytest.raises(KeyError, match="'Criss' is not a clustering layer"):
+        clustering.build_clustering(dict(type='Criss'), 32)
+    # the Table 6c rows are classes now: the old keyword names the new one
+    with pytest.raises(TypeError, match=r"clustering_cfg=dict\(type='VanillaCrossAttention'\)"):
+        RecurrentClustering(32, 16, update='vanilla')
+    with pytest.raises(TypeError, match=r"clustering_cfg: cluster_logits= was renamed; use "
+                                        r"clustering_cfg=dict\(logits='dot'\)"):
+        clustering.build_clustering(dict(cluster_logits='dot'), 32)
+    with pytest.raises(TypeError, match=r"clustering_cfg=dict\(fused=False\)"):
+        RecurrentClustering(32, 16, fused_em=False)
     with pytest.raises(ValueError, match='head_dim'):
         RecurrentClustering(30, 16)
     with pytest.raises(ValueError, match='num_iters'):
@@ -288,7 +305,7 @@ def test_dispatch_from_assignment():
         mod(x, c)
 
 
-cluster_health = clustering.cluster_health
+cluster_health = recording.cluster_health
 
 
 def reference_health(M, C):

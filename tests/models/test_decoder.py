@@ -1,9 +1,8 @@
-"""The decoder pieces every head shares (mmcf/models/decoder.py): the nested
-``transformer_decoder`` config and its deprecated flat keys, old checkpoint
-keys, the Table 6f encoder-center transfer and the decoder's cluster health."""
+"""The decoder pieces every head shares (mmcf/models/decoder.py, trunk.py): the
+nested ``transformer_decoder`` config (old keys refused with their new place),
+the Table 6f encoder-center transfer and the decoder's cluster health."""
 import copy
 import os.path as osp
-import warnings
 
 import pytest
 import torch
@@ -11,8 +10,7 @@ from mmengine.config import Config
 
 import mmcf  # noqa: F401  (registers the modules)
 from helpers import ROOT, fake_backbone_outputs
-from mmcf.models.decoder import (CenterQueryInit, ClusterTransformerDecoder,
-                                 merge_legacy_decoder_cfg)
+from mmcf.models.decoder import CenterQueryInit, ClusterTransformerDecoder
 
 from mmseg.registry import MODELS
 
@@ -60,9 +58,9 @@ def test_encoder_center_transfer_selects_distinct_centers():
 def test_head_decoder_starts_from_distinct_encoder_centers():
     head = _build(_head_cfg()).eval()
     enc = fake_backbone_outputs()[-1]
-    dec0 = head.query_init(enc, torch.zeros(2, 64, 2, 2))
+    dec0 = head.trunk.query_init(enc, torch.zeros(2, 64, 2, 2))
     # the K decoder centers are distinct: their spread matches the encoder's
-    from mmcf.models.clustering import cluster_health
+    from mmcf.models.recording import cluster_health
     ones = torch.ones(2, 1, dec0.shape[1], 1)
     assert cluster_health(ones, dec0)['spread'] > 0.5
 
@@ -71,10 +69,10 @@ def test_head_decoder_starts_from_distinct_encoder_centers():
 def test_nested_decoder_config_builds_the_layers():
     cfg = _head_cfg()
     cfg['transformer_decoder'] = dict(
-        num_layers=2, layer_cfg=dict(num_iters=2, head_dim=16, num_heads=4,
-                                     ffn_channels=32, cluster_logits='dot'))
+        num_layers=2, layer_cfg=dict(num_heads=4, ffn_channels=32, clustering_cfg=dict(
+            num_iters=2, head_dim=16, logits='dot')))
     head = _build(cfg)
-    decoder = head.transformer_decoder
+    decoder = head.trunk.transformer_decoder
     assert isinstance(decoder, ClusterTransformerDecoder)
     assert head.num_layers == 2 and head.num_stages == 2 and head.num_iters == 2
     assert decoder.layers[0].clustering.logits == 'dot'
@@ -83,43 +81,26 @@ def test_nested_decoder_config_builds_the_layers():
     assert len(preds) == 3  # initial centers + 2 layers
 
 
-def test_flat_decoder_keys_still_work_with_a_deprecation_warning():
+def test_old_decoder_keys_are_refused_naming_their_place():
+    """One name per option, in one place: flat head keys and clustering keys
+    in layer_cfg are refused, each with the place it has now."""
     cfg = _head_cfg()
-    nested = cfg.pop('transformer_decoder')
-    cfg.update(num_layers=nested['num_layers'], **nested['layer_cfg'])
-    with pytest.warns(DeprecationWarning, match='num_iters= is deprecated; use '
-                      'transformer_decoder.layer_cfg.num_iters'):
-        old = _build(cfg)
-    new = _build(_head_cfg())
-    assert old.state_dict().keys() == new.state_dict().keys()
-    for key, value in new.state_dict().items():
-        torch.testing.assert_close(old.state_dict()[key], value)
-
-
-def test_flat_and_nested_keys_that_disagree_are_refused():
-    with pytest.raises(ValueError, match='num_iters=2 and transformer_decoder.layer_cfg.'
-                       'num_iters=3 disagree'):
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', DeprecationWarning)
-            merge_legacy_decoder_cfg(dict(layer_cfg=dict(num_iters=3)), dict(num_iters=2),
-                                     'Head')
+    cfg['num_layers'] = 2
+    with pytest.raises(TypeError, match="unexpected keyword argument 'num_layers'"):
+        _build(cfg)
+    with pytest.raises(TypeError, match=r'transformer_decoder.layer_cfg: num_iters= is a '
+                       r'clustering option; pass clustering_cfg=dict\(num_iters=2\)'):
+        ClusterTransformerDecoder(32, num_layers=1, layer_cfg=dict(num_iters=2))
+    with pytest.raises(TypeError, match=r"clustering_cfg=dict\(logits='dot'\)"):
+        ClusterTransformerDecoder(32, num_layers=1, layer_cfg=dict(cluster_logits='dot'))
+    with pytest.raises(TypeError, match=r"clustering_cfg=dict\(type='KMeansClustering'\)"):
+        ClusterTransformerDecoder(32, num_layers=1, layer_cfg=dict(center_update='kmeans'))
     with pytest.raises(TypeError, match="unexpected keyword argument 'num_iter'"):
-        merge_legacy_decoder_cfg(None, dict(num_iter=2), 'Head')
+        ClusterTransformerDecoder(32, num_layers=1, layer_cfg=dict(num_iter=2))
     with pytest.raises(ValueError, match='num_layers must be an integer >= 1'):
         ClusterTransformerDecoder(32, num_layers=0)
     with pytest.raises(ValueError, match='must not set dim'):
         ClusterTransformerDecoder(32, layer_cfg=dict(dim=16))
-
-
-def test_checkpoints_with_the_old_decoder_keys_load():
-    head = _build(_head_cfg())
-    state = head.state_dict()
-    old = {k.replace('transformer_decoder.layers.', 'layers.'): v for k, v in state.items()}
-    assert any(k.startswith('layers.') for k in old)
-    fresh = MODELS.build(_head_cfg())
-    fresh.load_state_dict(old, strict=True)
-    for key, value in state.items():
-        torch.testing.assert_close(fresh.state_dict()[key], value)
 
 
 # ---------------------------------------------------------------- health
@@ -138,12 +119,12 @@ def test_decoder_cluster_health_per_layer():
 def test_reset_keeps_the_e_step_temperatures():
     """Xavier is for the matrices; the RCA temperatures keep ``logit_scale``."""
     decoder = ClusterTransformerDecoder(32, num_layers=2, layer_cfg=dict(
-        head_dim=16, num_heads=2, ffn_channels=32, logit_scale=7.0))
+        num_heads=2, ffn_channels=32, clustering_cfg=dict(head_dim=16, logit_scale=7.0)))
     decoder.reset_parameters()
     for rca in decoder.rca_modules:
         torch.testing.assert_close(rca.temperature(), torch.full((2, 1, 1), 7.0))
     head = _build(_head_cfg())
-    for rca in head.transformer_decoder.rca_modules:
+    for rca in head.trunk.transformer_decoder.rca_modules:
         torch.testing.assert_close(rca.temperature(),
                                    torch.full_like(rca.temperature(), 5.0))
 
@@ -153,7 +134,7 @@ def test_pixel_decoder_widths_follow_the_head():
     widths and the head's channels are filled in; other widths are refused."""
     cfg = _head_cfg()
     head = _build(cfg)
-    assert head.pixel_decoder.mask_feature.out_channels == cfg['channels']
+    assert head.trunk.pixel_decoder.mask_feature.out_channels == cfg['channels']
     cfg['pixel_decoder'] = dict(cfg['pixel_decoder'], out_channels=32)
     with pytest.raises(ValueError, match=r"out_channels \(32\) must equal the head's "
                        r'channels \(64\)'):
@@ -166,14 +147,14 @@ def test_pixel_decoder_widths_follow_the_head():
 
 
 def test_decoder_layer_fused_em_switch():
-    """layer_cfg.fused_em reaches the RCA: same keys, same centers and
+    """layer_cfg.clustering_cfg.fused reaches the RCA: same keys, same centers and
     gradients fused or plain (float64)."""
     from mmcf.models.decoder import ClusterTransformerDecoder
     torch.manual_seed(0)
     fused = ClusterTransformerDecoder(32, num_layers=2, layer_cfg=dict(
-        num_heads=2, head_dim=16, ffn_channels=64)).double()
+        num_heads=2, ffn_channels=64, clustering_cfg=dict(head_dim=16))).double()
     plain = ClusterTransformerDecoder(32, num_layers=2, layer_cfg=dict(
-        num_heads=2, head_dim=16, ffn_channels=64, fused_em=False)).double()
+        num_heads=2, ffn_channels=64, clustering_cfg=dict(head_dim=16, fused=False))).double()
     assert [layer.clustering.fused for layer in plain.layers] == [False, False]
     assert list(fused.state_dict()) == list(plain.state_dict())
     plain.load_state_dict(fused.state_dict())

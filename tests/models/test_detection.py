@@ -178,14 +178,14 @@ def test_every_layer_is_supervised():
         assert 'd6.' + name not in losses
     total = sum(losses.values())
     total.backward()
-    assert head.query_init.center_mix.grad.abs().sum() > 0
+    assert head.trunk.query_init.center_mix.grad.abs().sum() > 0
 
 
 def test_cluster_box_reference_is_the_extent_of_the_cluster():
     """box_ref='cluster': a center assigned uniformly to a rectangle of the
     token grid gets that rectangle as its reference box (normalised to the
     image, which here is the left half of the padded input)."""
-    from mmcf.models.detection.head import ClusterFormerDetHead
+    from mmcf.models.detection.boxes import cluster_boxes
     h = w = 8
     m = torch.zeros(1, 2, 3, h, w)  # (B, heads, K, h, w)
     m[0, :, 0, 2:6, 0:4] = 1.0       # x in [0, 0.5], y in [0.25, 0.75] of the input
@@ -193,7 +193,7 @@ def test_cluster_box_reference_is_the_extent_of_the_cluster():
     m[0, :, 2, 7, 7] = 1.0           # one token
     extent = torch.tensor([[1.0, 1.0], [2.0, 1.0]])
     for e, (cx, width) in zip(extent, ((0.25, 0.5), (0.5, 1.0))):
-        box = ClusterFormerDetHead._cluster_boxes(m.flatten(3), (h, w), e[None])[0]
+        box = cluster_boxes(m.flatten(3), (h, w), e[None])[0]
         # a uniform region of n cells has sqrt(12) * std = (n^2 - 1)^0.5 / n of its size
         shrink = (15 / 16) ** 0.5
         assert torch.allclose(box[0], torch.tensor([cx, 0.5, width * shrink, 0.5 * shrink]),
@@ -204,11 +204,11 @@ def test_cluster_box_reference_is_the_extent_of_the_cluster():
 
 
 def test_mask_box_reference_is_the_box_around_the_mask():
-    from mmcf.models.detection.head import ClusterFormerDetHead
+    from mmcf.models.detection.boxes import mask_boxes
     logits = torch.full((1, 2, 16, 16), -5.0)
     logits[0, 0, 4:8, 2:10] = 5.0  # x in [2/16, 10/16], y in [4/16, 8/16]
     fallback = torch.full((1, 2, 4), 0.3)
-    box = ClusterFormerDetHead._mask_boxes(logits, fallback, torch.tensor([[1.0, 2.0]]))
+    box = mask_boxes(logits, fallback, torch.tensor([[1.0, 2.0]]))
     want = torch.tensor([6 / 16, 6 / 16 * 2, 8 / 16, 4 / 16 * 2])
     assert torch.allclose(box[0, 0], want)
     assert torch.equal(box[0, 1], fallback[0, 1])  # empty mask
@@ -227,7 +227,7 @@ def test_decoder_uses_encoder_centers_only_when_asked(center_init):
     assert same == (center_init != 'encoder')
     if center_init == 'encoder':
         # the initial centers are exactly W . LN(Linear(E))
-        q = head.query_init
+        q = head.trunk.query_init
         want = torch.einsum('kj,bjd->bkd', q.center_mix, q.center_proj(feats[4]))
         assert torch.allclose(q(feats[4], torch.zeros(1, 64, 2, 2)), want)
 
@@ -307,7 +307,7 @@ def test_mask_prior_changes_the_e_steps_and_trains():
     feats = fake_backbone_outputs()
     samples = _det_samples()
     seen = []
-    layer0 = prior.transformer_decoder.layers[0].clustering
+    layer0 = prior.trunk.transformer_decoder.layers[0].clustering
     orig = layer0.forward
 
     def spy(x, centers, keep_all=False, prior=None, **kwargs):
@@ -458,7 +458,8 @@ def test_coco_configs_follow_the_paper_and_train_an_iteration(path, arch, with_m
     # §4.1.2 / §4.1.4
     assert cfg.model.backbone.arch == arch and cfg.model.backbone.out_centers
     decoder = head.transformer_decoder
-    assert head.num_queries == 100 and decoder.num_layers == 6 and decoder.layer_cfg.num_iters == 3
+    assert head.num_queries == 100 and decoder.num_layers == 6
+    assert decoder.layer_cfg.clustering_cfg.num_iters == 3
     assert head.center_init == 'encoder' and head.with_mask == with_mask
     assert head.loss_cls.use_sigmoid and head.loss_bbox.loss_weight == 5.0
     assert head.loss_iou.type == 'GIoULoss' and head.loss_iou.loss_weight == 2.0

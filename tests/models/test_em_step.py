@@ -1,4 +1,4 @@
-"""The fused E/M step (mmcf/models/em_step.py) against the plain formulas of
+"""The fused E/M step (mmcf/models/clustering/em_step.py) against the plain formulas of
 Eq. 3, in value and gradient."""
 import importlib
 import os.path as osp
@@ -11,8 +11,8 @@ import torch
 _pkg = types.ModuleType('mmcf_framework_free')
 _pkg.__path__ = [osp.join(osp.dirname(__file__), '..', '..', 'mmcf', 'models')]
 sys.modules.setdefault('mmcf_framework_free', _pkg)
-em_step = importlib.import_module('mmcf_framework_free.em_step')
 clustering = importlib.import_module('mmcf_framework_free.clustering')
+em_step = importlib.import_module('mmcf_framework_free.clustering.em_step')
 fused_em_step = em_step.fused_em_step
 RecurrentClustering = clustering.RecurrentClustering
 
@@ -134,14 +134,15 @@ def test_fused_em_step_refuses_bad_shapes():
 
 def _pair(seed=0, **kw):
     torch.manual_seed(seed)
-    fused = RecurrentClustering(16, head_dim=4, num_iters=3, fused=True, chunk_rows=5, **kw)
-    plain = RecurrentClustering(16, head_dim=4, num_iters=3, fused=False, **kw)
+    build = clustering.build_clustering
+    fused = build(dict(head_dim=4, num_iters=3, fused=True, chunk_rows=5, **kw), 16)
+    plain = build(dict(head_dim=4, num_iters=3, fused=False, **kw), 16)
     plain.load_state_dict(fused.state_dict())
     return fused.double(), plain.double()
 
 
 @pytest.mark.parametrize('kw', [dict(), dict(m_step='sum', residual=False),
-                                dict(update='cosine'), dict(logits='dot')])
+                                dict(type='CosineClustering'), dict(logits='dot')])
 @pytest.mark.parametrize('record', ['none', 'last', 'all'])
 def test_clustering_fused_equals_plain(kw, record):
     fused, plain = _pair(**kw)
@@ -225,7 +226,7 @@ def test_bounded_softmax_only_where_exp_is_safe():
 @pytest.mark.parametrize('query', ['centered_cosine', 'cosine', 'dot'])
 @pytest.mark.parametrize('rows', [4, None])
 def test_fused_em_step_normalises_raw_queries(query, rows):
-    """With ``query`` the step takes the raw projection and applies the
+    """With ``logits`` the step takes the raw projection and applies the
     logits' centering, unit length (|u| = sqrt(|u|^2 + 1e-8)) and per-head
     temperature itself; values and gradients (including the temperature's)
     equal the formula applied before the plain step."""
@@ -239,7 +240,7 @@ def test_fused_em_step_normalises_raw_queries(query, rows):
             u = u / torch.sqrt((u * u).sum(-1, keepdim=True) + 1e-8)
         return u * tau
     bound = float(tau.max()) + 1.0 if query != 'dot' else None
-    out, _ = fused_em_step(k, q, v, rows=rows, query=query, tau=tau, bound=bound)
+    out, _ = fused_em_step(k, q, v, rows=rows, logits=query, tau=tau, bound=bound)
     ref, _ = reference_em(k, formula(q), v)
     torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
     w = torch.randn_like(ref)
@@ -248,5 +249,5 @@ def test_fused_em_step_normalises_raw_queries(query, rows):
     ref_grads = torch.autograd.grad((ref * w).sum(), inputs)
     for name, g, r in zip(['k', 'q', 'v', 'tau'], grads, ref_grads):
         torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-9, msg=f'd{name}')
-    with pytest.raises(ValueError, match='query'):
-        fused_em_step(k, q, v, query='euclid', tau=tau)
+    with pytest.raises(ValueError, match='logits must be one of'):
+        fused_em_step(k, q, v, logits='euclid', tau=tau)

@@ -401,7 +401,8 @@ def test_coco_panoptic_configs_follow_the_paper_and_train_an_iteration(path, arc
     assert cfg.model.backbone.arch == arch and cfg.model.backbone.out_centers
     assert head.num_things_classes == 80 and head.num_stuff_classes == 53
     decoder = head.transformer_decoder
-    assert head.num_queries == 100 and decoder.num_layers == 6 and decoder.layer_cfg.num_iters == 3
+    assert head.num_queries == 100 and decoder.num_layers == 6
+    assert decoder.layer_cfg.clustering_cfg.num_iters == 3
     assert (head.lambda_th, head.lambda_st, head.lambda_aux) == (5.0, 3.0, 1.0)
     assert set(head.aux_losses) == {'pq', 'mask_id', 'inst_disc', 'semantic'}
     assert head.loss_cls.use_sigmoid and head.center_init == 'encoder'

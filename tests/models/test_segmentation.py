@@ -72,7 +72,7 @@ def test_head_output_shapes_train_and_eval():
     # no deep supervision: only the last layer, even in training
     head = build_head(deep_supervision=False, supervise_initial=False).train()
     assert len(head(inputs)) == 1
-    decoder = head.transformer_decoder
+    decoder = head.trunk.transformer_decoder
     assert len(decoder.layers) == 6 and decoder.layers[0].clustering.num_iters == 3
 
 
@@ -80,12 +80,12 @@ def test_fpn_pixel_decoder_option():
     head = build_head(pixel_decoder=dict(
         type='mmdet.PixelDecoder', norm_cfg=dict(type='GN', num_groups=8),
         act_cfg=dict(type='ReLU')))
-    assert not head.multi_scale_decoder
+    assert not head.trunk.multi_scale_decoder
     preds = head.train()(fake_backbone_outputs())
     assert len(preds) == 7 and preds[-1].shape == (2, 7, 16, 16)
     losses = head.loss_by_feat(preds, [sample(torch.randint(0, 7, (64, 64))) for _ in range(2)])
     sum(v for k, v in losses.items() if 'loss' in k).backward()
-    assert head.pixel_decoder.mask_feature.weight.grad is not None
+    assert head.trunk.pixel_decoder.mask_feature.weight.grad is not None
 
 
 @pytest.mark.parametrize('center_init', ['encoder', 'free', 'feature'])
@@ -151,6 +151,88 @@ def test_loss_matches_direct_computation():
     assert set(losses) == {'loss_ce', 'loss_dice', 'd0.loss_ce', 'd0.loss_dice', 'acc_seg'}
     acc = (up.argmax(1) == label)[label != 255].float().mean() * 100
     assert torch.allclose(losses['acc_seg'], acc.reshape(1), atol=1e-4)
+
+
+@pytest.mark.parametrize('use_sigmoid,naive_dice', [(False, False), (False, True),
+                                                  (True, False), (True, True)])
+def test_batched_dice_equals_mmseg_dice_per_image_on_valid_pixels(use_sigmoid, naive_dice):
+    """The head's one-pass dice equals mmseg's DiceLoss run per image on the
+    image's valid pixels only (the selection it replaces), in value and
+    gradient, for every DiceLoss variant; an image without valid pixels is
+    left out of the mean."""
+    from mmseg.models.losses import DiceLoss
+    head = build_head()
+    loss_fn = DiceLoss(use_sigmoid=use_sigmoid, naive_dice=naive_dice, loss_weight=0.7,
+                       eps=1e-3)
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(3, 7, 6, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    label = torch.randint(0, 7, (3, 6, 5), generator=g)
+    label[0, :2] = 255
+    label[1] = 255  # no valid pixel
+    terms = []
+    for b in (0, 2):
+        valid = label[b] != 255
+        pred = logits[b][:, valid].reshape(1, 7, -1, 1)
+        terms.append(loss_fn(pred, label[b][valid].reshape(1, -1, 1), ignore_index=255))
+    ref = torch.stack(terms).mean()
+    out = head._dice_on_valid(loss_fn, logits, label)
+    torch.testing.assert_close(out, ref)
+    g_out, = torch.autograd.grad(out, logits)
+    g_ref, = torch.autograd.grad(ref, logits)
+    torch.testing.assert_close(g_out, g_ref)
+
+
+def test_class_dice_is_one_dice_per_class_present():
+    """dice_mode='class' (Mask2Former's per-mask dice): 1 - 2 sum p_c t_c /
+    (sum p_c^2 + eps + sum t_c + eps) for every class present in an image,
+    on its valid pixels, averaged over the (image, class) pairs."""
+    from mmseg.models.losses import DiceLoss
+    head = build_head(dice_mode='class')
+    loss_fn = DiceLoss(use_sigmoid=False, loss_weight=2.0, eps=1e-3)
+    g = torch.Generator().manual_seed(6)
+    logits = torch.randn(2, 7, 5, 6, dtype=torch.float64, generator=g, requires_grad=True)
+    label = torch.randint(0, 3, (2, 5, 6), generator=g)  # classes 0..2 only
+    label[0, 0] = 255
+    label[1, 2:4, 2:4] = 6  # a small class in one image
+    terms = []
+    for b in range(2):
+        valid = label[b] != 255
+        p = logits[b][:, valid].softmax(dim=0)  # (C, n)
+        for c in range(7):
+            t = (label[b][valid] == c).double()
+            if t.sum() == 0:
+                continue
+            d = 2 * (p[c] * t).sum() / ((p[c] ** 2).sum() + 1e-3 + t.sum() + 1e-3)
+            terms.append(1 - d)
+    assert len(terms) == 7  # classes 0-2 in both images, class 6 in one
+    ref = 2.0 * torch.stack(terms).mean()
+    out = head._dice_on_valid(loss_fn, logits, label)
+    torch.testing.assert_close(out, ref)
+    g_out, = torch.autograd.grad(out, logits)
+    g_ref, = torch.autograd.grad(ref, logits)
+    torch.testing.assert_close(g_out, g_ref)
+    with pytest.raises(ValueError, match="dice_mode must be one of"):
+        build_head(dice_mode='pixel')
+
+
+def test_aux_losses_at_the_logits_size():
+    """aux_resolution='logits': the non-final predictions are scored at their
+    own size against nearest-resized labels, the final one at the labels'
+    size as before."""
+    head = build_head(aux_resolution='logits')
+    g = torch.Generator().manual_seed(7)
+    logits = torch.randn(2, 7, 4, 4, generator=g)
+    aux = torch.randn(2, 7, 4, 4, generator=g)
+    label = torch.randint(0, 7, (2, 8, 8), generator=g)
+    label[0, :2] = 255
+    losses = head.loss_by_feat([aux, logits], [sample(label[0]), sample(label[1])])
+    small = label[:, ::2, ::2]  # nearest, 8 -> 4: every second pixel
+    torch.testing.assert_close(losses['d0.loss_ce'],
+                               5 * F.cross_entropy(aux, small, ignore_index=255))
+    up = F.interpolate(logits, size=(8, 8), mode='bilinear', align_corners=False)
+    torch.testing.assert_close(losses['loss_ce'], 5 * F.cross_entropy(up, label, ignore_index=255))
+    with pytest.raises(ValueError, match='aux_resolution must be one of'):
+        build_head(aux_resolution='points')
 
 
 def test_dice_ignores_predictions_at_ignored_pixels():
@@ -312,7 +394,7 @@ def test_ade20k_config_trains_one_iteration(path, arch, tmp_path):
     head = cfg.model.decode_head
     assert head.type == 'ClusterFormerHead' and head.num_classes == 150
     decoder = head.transformer_decoder
-    assert decoder.num_layers == 6 and decoder.layer_cfg.num_iters == 3
+    assert decoder.num_layers == 6 and decoder.layer_cfg.clustering_cfg.num_iters == 3
     assert head.center_init == 'encoder'
     assert [(l.type, l.loss_weight) for l in head.loss_decode] == [
         ('CrossEntropyLoss', 5.0), ('DiceLoss', 1.0)]

@@ -14,9 +14,11 @@ from mmengine.registry import init_default_scope
 
 import mmcf  # noqa: F401  (registers the modules)
 from helpers import ROOT, build_head_from_config, fake_backbone_outputs
-from mmcf.analysis.table6 import ROWS, find_row, rows
+from mmcf.analysis.table6 import ROWS, find_row, flat_options, rows
 from mmcf.models.backbones.clusterformer import ClusterFormer
-from mmcf.models.clustering import FeatureDispatch, RecurrentClustering, pooling_bins
+from mmcf.models.clustering import (CosineClustering, CrissCrossClustering, FeatureDispatch,
+                                   KMeansClustering, RecurrentClustering, VanillaCrossAttention,
+                                   pooling_bins)
 from mmcf.models.decoder import CenterQueryInit
 
 INST_DEMO = osp.join(ROOT, 'configs', 'detection', 'clusterformer-test_1xb8-1k_shapes-inst.py')
@@ -26,16 +28,6 @@ def n_params(m):
     return sum(p.numel() for p in m.parameters())
 
 
-def _flat(d, prefix=''):
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f'{prefix}{k}.'))
-        else:
-            out[prefix + k] = v
-    return out
-
-
 # ------------------------------------------------------------------ configs
 @pytest.mark.parametrize('row', [r for r in ROWS if not r.default], ids=lambda r: r.name)
 def test_row_config_changes_only_its_option(row):
@@ -43,7 +35,7 @@ def test_row_config_changes_only_its_option(row):
     base_path = find_row(f'{row.table}-' + [r.key for r in rows([row.table])
                                               if r.default][0]).config
     base = Config.fromfile(osp.join(ROOT, base_path)).to_dict()
-    a, b = _flat(cfg), _flat(base)
+    a, b = flat_options(cfg), flat_options(base)
     changed = {k: a.get(k) for k in set(a) | set(b) if a.get(k) != b.get(k)}
     assert changed == row.cfg_options(), changed
 
@@ -61,9 +53,10 @@ def test_every_row_has_a_config_and_the_tables_are_complete():
 @pytest.mark.parametrize('row', [r for r in ROWS if r.task == 'cls'], ids=lambda r: r.name)
 def test_row_trains_a_step_and_every_parameter_gets_a_gradient(row):
     torch.manual_seed(0)
-    opts = dict(row.options)
-    if 'head_dim' in opts:  # the test arch is 16 wide per head: 8 .. 24
-        opts['head_dim'] = opts['head_dim'] // 2
+    opts = copy.deepcopy(row.options)
+    clustering = opts.get('clustering_cfg', {})
+    if 'head_dim' in clustering:  # the test arch is 16 wide per head: 8 .. 24
+        clustering['head_dim'] = clustering['head_dim'] // 2
     model = ClusterFormer('test', out_indices=(0, 1, 2, 3), out_centers=True,
                           drop_path_rate=0.0, **opts)
     model.init_weights()
@@ -107,7 +100,7 @@ def _dead_without_dispatch(model, row):
 
 # --------------------------------------------------------------- 6c updates
 def test_kmeans_is_hard_forward_and_straight_through_backward():
-    mod = RecurrentClustering(16, head_dim=8, update='kmeans')
+    mod = KMeansClustering(16, head_dim=8)
     logits = torch.randn(2, 2, 10, 5, requires_grad=True)
     m = mod.assign(logits)
     hard = F.one_hot(logits.argmax(-1), 5).float()
@@ -123,7 +116,7 @@ def test_kmeans_is_hard_forward_and_straight_through_backward():
 
 def test_kmeans_gives_q_and_keys_a_gradient():
     torch.manual_seed(0)
-    mod = RecurrentClustering(16, head_dim=8, update='kmeans')
+    mod = KMeansClustering(16, head_dim=8)
     c, maps = mod(torch.randn(2, 12, 16), torch.randn(2, 4, 16))
     assert set(maps[-1].unique().tolist()) <= {0.0, 1.0}
     (c * torch.randn_like(c)).sum().backward()
@@ -132,13 +125,13 @@ def test_kmeans_gives_q_and_keys_a_gradient():
 
 
 def test_cosine_update_has_no_projections():
-    mod = RecurrentClustering(16, head_dim=8, update='cosine', logits='cosine')
+    mod = CosineClustering(16, head_dim=8, logits='cosine')
     assert [k for k, _ in mod.named_parameters()] == ['logit_scale']
     torch.manual_seed(0)
     x, c0 = torch.randn(1, 9, 16), torch.randn(1, 3, 16)
     c, maps = mod(x, c0)
     # one iteration by hand, head 0: softmax_K(tau cos(C, I)), mean M-step, residual
-    mod1 = RecurrentClustering(16, head_dim=8, update='cosine', logits='cosine', num_iters=1)
+    mod1 = CosineClustering(16, head_dim=8, logits='cosine', num_iters=1)
     c1, m1 = mod1(x, c0)
     tau = math.exp(mod1.logit_scale[0].item())
     s = tau * F.normalize(x[0, :, :8], dim=-1) @ F.normalize(c0[0, :, :8], dim=-1).T
@@ -146,12 +139,12 @@ def test_cosine_update_has_no_projections():
     want = c0[0, :, :8] + (m.T @ x[0, :, :8]) / m.sum(0)[:, None]
     torch.testing.assert_close(c1[0, :, :8], want, atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match='no projections'):
-        RecurrentClustering(16, head_dim=4, num_heads=2, update='cosine')
+        CosineClustering(16, head_dim=4, num_heads=2)
 
 
 def test_vanilla_has_a_query_projection_per_iteration_and_an_output_projection():
     rec = RecurrentClustering(32, 16, num_iters=3)
-    van = RecurrentClustering(32, 16, num_iters=3, update='vanilla')
+    van = VanillaCrossAttention(32, 16, num_iters=3)
     assert len(van.q_iters) == 2 and van.out_proj.weight.shape == (32, 32)
     assert n_params(van) - n_params(rec) == 2 * (32 * 32 + 32) + 32 * 32 + 32
     _, maps = van(torch.randn(1, 10, 32), torch.randn(1, 4, 32))
@@ -170,7 +163,7 @@ def test_pooling_bins_are_the_adaptive_pooling_windows():
 
 def test_criss_cross_attends_to_the_rows_and_columns_of_its_grid_cell():
     torch.manual_seed(0)
-    mod = RecurrentClustering(16, head_dim=8, update='criss_cross', num_iters=2)
+    mod = CrissCrossClustering(16, head_dim=8, num_iters=2)
     H, W, K = 6, 4, 4  # grid 2 x 2: cell (r, c) covers rows 3r..3r+2, cols 2c..2c+1
     _, maps = mod(torch.randn(1, H * W, 16), torch.randn(1, K, 16), hw=(H, W))
     m = maps[-1][0, 0].reshape(K, H, W)
@@ -188,18 +181,20 @@ def test_criss_cross_attends_to_the_rows_and_columns_of_its_grid_cell():
 # --------------------------------------------------------- 6d head widths
 def test_head_dim_keeps_the_heads_and_grows_the_parameters():
     head = 768 * 1000 + 1000
-    counts = {hd: n_params(ClusterFormer('tiny', head_dim=hd, out_centers=True)) + head
+    counts = {hd: n_params(ClusterFormer('tiny', clustering_cfg=dict(head_dim=hd),
+                                     out_centers=True)) + head
               for hd in (16, 24, 32, 40, 48)}
     assert counts[32] == 28_273_330  # the default model is unchanged
     values = [counts[hd] for hd in (16, 24, 32, 40, 48)]
     steps = [b - a for a, b in zip(values, values[1:])]
     assert all(s > 0 for s in steps) and len(set(steps)) == 1  # linear in head_dim
-    m = ClusterFormer('tiny', head_dim=48)
+    m = ClusterFormer('tiny', clustering_cfg=dict(head_dim=48))
     rca = m.stages[2].blocks[0].clustering
     assert (rca.num_heads, rca.head_dim, rca.q.weight.shape) == (12, 48, (576, 384))
     assert rca.v_head_dim == 32
     # a custom arch without num_heads still splits its width into head_dim heads
-    custom = ClusterFormer(dict(embed_dims=32, depths=[1, 1, 1, 1]), head_dim=16)
+    custom = ClusterFormer(dict(embed_dims=32, depths=[1, 1, 1, 1]),
+                           clustering_cfg=dict(head_dim=16))
     assert custom.num_heads == [2, 4, 8, 16]
 
 
@@ -293,7 +288,7 @@ def test_new_query_inits_train_in_the_instance_head(center_init):
     loss = sum((t * torch.randn(t.shape, generator=g)).sum()
                for t in list(cls_scores) + list(mask_preds))
     loss.backward()
-    no_grad = [k for k, p in head.query_init.named_parameters()
+    no_grad = [k for k, p in head.trunk.query_init.named_parameters()
                if p.grad is None or not p.grad.any()]
     assert not no_grad, no_grad
     other = copy.deepcopy(feats)

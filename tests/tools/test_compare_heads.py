@@ -51,11 +51,64 @@ def test_table_mean_and_spread_over_seeds(tool, tmp_path):
     os.makedirs(osp.join(root, 'inst', 'stock', 'seed1'))  # unfinished: skipped
     text = tool.table(root, ['inst'])
     lines = [ln for ln in text.splitlines() if ln.startswith('| ')]
-    assert lines[0] == '| head | seeds | bbox AP | segm AP |'
+    assert lines[0] == '| head | seeds | bbox AP | segm AP | s/iter |'
     # ours first, variants next, the stock head last; std over seeds (n - 1)
-    assert lines[1] == '| ClusterFormer (ours) | 0,1,2 | 12.0 ± 2.0 | 17.0 ± 2.0 |'
-    assert lines[2] == '| ours: focal | 3 | 20.0 | 30.0 |'
-    assert lines[3] == '| mmdet Mask2Former | 0 | 11.9 | 15.7 |'
+    assert lines[1] == '| ClusterFormer (ours) | 0,1,2 | 12.0 ± 2.0 | 17.0 ± 2.0 | - |'
+    assert lines[2] == '| ours: focal | 3 | 20.0 | 30.0 | - |'
+    assert lines[3] == '| mmdet Mask2Former | 0 | 11.9 | 15.7 | - |'
+
+
+MMSEG_LOG = '''\
+12/05 10:00:01 - mmengine - INFO - Iter(train) [  50/2000]  lr: 1e-3  eta: 0:10:00  time: 0.3000  data_time: 0.01  loss: 2.0
+12/05 10:00:02 - mmengine - INFO - Iter(train) [ 100/2000]  lr: 1e-3  eta: 0:10:00  time: 0.5000  data_time: 0.01  loss: 1.0
+12/05 10:00:03 - mmengine - INFO - Iter(train) [2000/2000]  lr: 1e-5  eta: 0:00:00  time: 0.4000  data_time: 0.01  loss: 0.5
+12/05 10:00:04 - mmengine - INFO - per class results:
+12/05 10:00:04 - mmengine - INFO - 
++------------+-------+-------+
+|   Class    |  IoU  |  Acc  |
++------------+-------+-------+
+|    sky     | 90.5  | 95.0  |
+|    pole    |  2.25 |  3.0  |
+| pedestrian |  nan  |  nan  |
++------------+-------+-------+
+12/05 10:00:04 - mmengine - INFO - Iter(val) [13/13]    aAcc: 80.0  mIoU: {miou}  mAcc: 50.0  data_time: 0.01  time: 0.05
+'''
+
+
+def test_time_per_iteration_and_per_class_iou_from_an_mmseg_log(tool, tmp_path):
+    text = MMSEG_LOG.format(miou=46.38)
+    assert tool.parse_train_time(text) == pytest.approx(0.4)  # median of the train lines
+    classes = tool.parse_class_iou(text)
+    assert list(classes) == ['sky', 'pole', 'pedestrian']
+    assert classes['pole'] == pytest.approx(2.25) and classes['pedestrian'] != classes['pedestrian']
+    root = str(tmp_path)
+    for head, seed, miou in [('ours', 0, 40.0), ('ours', 1, 42.0), ('stock', 0, 41.0),
+                             ('swin-upernet', 0, 39.5)]:
+        path = osp.join(root, 'camvid', head, f'seed{seed}', '20261205_000000')
+        os.makedirs(path)
+        with open(osp.join(path, '20261205_000000.log'), 'w') as f:
+            f.write(MMSEG_LOG.format(miou=miou))
+    lines = [ln for ln in tool.table(root, ['camvid']).splitlines() if ln.startswith('| ')]
+    assert lines[0] == '| head | seeds | mIoU | s/iter |'
+    assert lines[1] == '| ClusterFormer (ours) | 0,1 | 41.0 ± 1.4 | 0.400 ± 0.000 |'
+    assert lines[2] == '| mmseg UperNet | 0 | 41.0 | 0.400 |'
+    assert lines[3] == '| mmseg Swin + UperNet | 0 | 39.5 | 0.400 |'
+    assert lines[4] == '| head | sky | pole | pedestrian |'
+    assert lines[5] == '| ClusterFormer (ours) | 90.5 ± 0.0 | 2.2 ± 0.0 | - |'
+
+
+def test_health_of_our_runs_joins_the_table(tool, tmp_path):
+    import json
+    root = str(tmp_path)
+    path = osp.join(root, 'seg', 'ours', 'seed0')
+    _fake_run(root, 'seg', 'ours', 0, 'mIoU: 50.0')
+    layers = [dict(entropy=0.6, spread=0.3, used=6.0, num_centers=7),
+              dict(entropy=0.8, spread=0.5, used=7.0, num_centers=7)]
+    with open(osp.join(path, 'health.json'), 'w') as f:
+        json.dump(dict(health=dict(decode_head=layers)), f)
+    lines = [ln for ln in tool.table(root, ['seg']).splitlines() if ln.startswith('| ')]
+    assert lines[0].endswith('| s/iter | decoder health (entropy/logK / spread / used) |')
+    assert lines[1] == '| ClusterFormer (ours) | 0 | 50.0 | - | 0.70 / 0.40 / 6.5 of 7 |'
 
 
 def test_cfg_options_need_a_variant_name(tool):
@@ -63,6 +116,10 @@ def test_cfg_options_need_a_variant_name(tool):
         tool.parse_args(['--cfg-options', 'model.bbox_head.assign_prior=mask'])
     with pytest.raises(SystemExit):
         tool.parse_args(['--variant', 'stock', '--cfg-options', 'a=1'])
+    with pytest.raises(SystemExit):  # camvid's other heads are not the demos'
+        tool.parse_args(['--tasks', 'seg', '--heads', 'mask2former'])
+    assert tool.parse_args(['--tasks', 'camvid', '--heads', 'ours', 'swin-upernet']).heads == [
+        'ours', 'swin-upernet']
     args = tool.parse_args(['--variant', 'prior', '--cfg-options', 'a=1', '--seeds', '3'])
     assert args.seeds == [3] and args.cfg_options == ['a=1']
 

@@ -330,24 +330,183 @@ def test_benchmark_training_step_profile_and_targets(tmp_path, capsys):
 def test_benchmark_targets_from_rows():
     tool = _load_tool('analysis', 'benchmark.py')
 
-    def row(model, mode, size, ms, mb=None):
-        return dict(model=model, arch='tiny', mode=mode, size=size, batch=1, dtype='fp32',
+    def row(model, mode, size, ms, mb=None, batch=1, dtype='fp32'):
+        return dict(model=model, arch='tiny', mode=mode, size=size, batch=batch, dtype=dtype,
                     latency_ms=ms, peak_mb=mb)
     rows = [row('ClusterFormer-tiny', 'forward', 224, 90.0), row('Swin-T', 'forward', 224, 100.0),
+            # compiled rows do not count for the targets
+            row('ClusterFormer-tiny (compiled)', 'forward', 224, 10.0),
+            row('Swin-T (compiled)', 'forward', 224, 100.0),
             row('ClusterFormer-tiny', 'forward', 1024, 2200.0),
             row('Swin-T', 'forward', 1024, 2000.0),
             row('ClusterFormer-tiny', 'train', 224, 300.0, 120.0),
             row('Swin-T', 'train', 224, 280.0, 100.0)]
-    values = [(t['value'], t['met'])
-              for t in tool.targets(dict(results=rows, machine=dict(device='cpu')))]
-    assert values[0] == (pytest.approx(0.9), True)  # forward 224
+    cpu = tool.targets(dict(results=rows, machine=dict(device='cpu')))
+    values = [(t['value'], t['met']) for t in cpu]
+    assert [t['limit'] for t in cpu] == [0.95, 0.95, None, 1.05, 1.0]
+    assert values[0] == (pytest.approx(0.9), True)  # forward 224 <= 0.95
     assert values[1] == (pytest.approx(1.1), False)  # forward 1024
-    assert values[2] == (pytest.approx(2200 / 90), False)  # growth x24.4 > x20.9
-    assert values[3] == (pytest.approx(300 / 280), True)  # train step 1.07 <= 1.1
+    assert values[2] == (pytest.approx(2200 / 90), None)  # growth: informative, no target
+    assert values[3] == (pytest.approx(300 / 280), False)  # train step 1.07 > 1.05
     assert values[4] == (pytest.approx(1.2), False)  # memory
+    assert [t['kind'] for t in cpu] == ['ratio', 'ratio', 'info', 'ratio', 'ratio']
+    rows[0]['latency_ms'] = 96.0  # 0.96 > 0.95
+    assert tool.targets(dict(results=rows, machine=dict(device='cpu')))[0]['met'] is False
+    # CUDA: bf16 batch 16 at 1024 px <= 1.0, batch 1 informative, the smoke line
+    gpu_rows = [row('ClusterFormer-tiny', 'forward', 1024, 50.0, batch=16, dtype='bf16'),
+                row('Swin-T', 'forward', 1024, 50.0, batch=16, dtype='bf16'),
+                row('ClusterFormer-tiny', 'train', 1024, 180.0, batch=16, dtype='bf16'),
+                row('Swin-T', 'train', 1024, 150.0, batch=16, dtype='bf16'),
+                row('ClusterFormer-tiny', 'forward', 1024, 8.0, batch=1, dtype='bf16'),
+                row('Swin-T', 'forward', 1024, 5.0, batch=1, dtype='bf16')]
+    result = dict(results=gpu_rows, machine=dict(device='cuda'), smoke=dict(passed=True))
+    gpu = tool.targets(result)
+    assert [(t['limit'], t['value'], t['met'], t['kind']) for t in gpu] == [
+        (1.0, pytest.approx(1.0), True, 'ratio'), (1.0, pytest.approx(1.2), False, 'ratio'),
+        (None, pytest.approx(1.6), None, 'info'), (None, True, True, 'check')]
+    assert 'smoke' in gpu[3]['target']
+    del result['smoke']
+    assert tool.targets(result)[3]['met'] is None  # not measured without gpu_check
+    # the CUDA targets of CPU rows (gpu_check --device cpu --quick): not measured
+    assert all(t['value'] is None for t in tool.targets(dict(results=rows, machine=dict(
+        device='cpu')), cuda=True))
+    text = tool.targets_markdown(gpu)
+    assert '| 1.60 | - | no target |' in text and '| pass | pass | yes |' in text
+    assert '| 1.20 | <= 1.00 | no |' in text
+    assert 'issue' not in open(tool.__file__).read().lower()
     assert tool.op_category('aten::_softmax') == 'softmax'
     assert tool.op_category('aten::addmm') == 'matmul'
     assert tool.op_category('aten::native_layer_norm_backward') == 'normalisation'
     assert tool.op_category('aten::_foreach_mul_') == 'optimizer'
     assert tool.op_category('aten::copy_') == 'copies'
     assert tool.op_category('aten::gelu') == 'elementwise'
+
+
+def _tiny_net():
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            return (self.conv(x), )
+    return Net()
+
+
+def test_benchmark_optimizer_choice_reaches_adamw():
+    """--optimizer: adamw keeps torch's defaults (foreach=None, fused=None:
+    the single-tensor loop on the CPU, foreach on CUDA), foreach / fused
+    pass foreach=True / fused=True; lr and weight decay as before."""
+    tool = _load_tool('analysis', 'benchmark.py')
+    x = torch.randn(1, 3, 8, 8)
+    for name, foreach, fused in (('adamw', None, None), ('foreach', True, None),
+                                 ('fused', None, True)):
+        run = tool.make_train_step(_tiny_net(), x, 'fp32', name)
+        defaults = run.optimizer.defaults
+        assert isinstance(run.optimizer, torch.optim.AdamW)
+        assert (defaults['foreach'], defaults['fused']) == (foreach, fused), name
+        assert (defaults['lr'], defaults['weight_decay']) == (1e-6, 0.05)
+        run()
+        run()  # with AdamW state
+        info = tool.optimizer_info(name, torch.device('cpu'))
+        assert (info['foreach'], info['fused']) == (foreach, fused)
+    assert tool.optimizer_info('adamw', torch.device('cpu'))['implementation'] == \
+        'single-tensor'
+    assert tool.optimizer_info('adamw', torch.device('cuda'))['implementation'] == 'foreach'
+    assert tool.optimizer_info('fused', torch.device('cpu'))['implementation'] == 'fused'
+    with pytest.raises(ValueError):
+        tool.build_optimizer(_tiny_net().parameters(), 'sgd')
+
+
+def test_benchmark_compiled_rows_and_optimizer_in_json(tmp_path, capsys, monkeypatch):
+    """--compile (here with torch.compile replaced by the identity, so no
+    compiler runs): compiled rows beside the eager ones, the first call
+    reported as compile time, the compiled ratio in the table;
+    --optimizer fused recorded in the JSON and the header."""
+    import json
+    tool = _load_tool('analysis', 'benchmark.py')
+    calls = []
+
+    def fake_compile(model, **kw):
+        calls.append(type(model).__name__)
+        return model
+    monkeypatch.setattr(torch, 'compile', fake_compile)
+    out = tmp_path / 'bench.json'
+    tool.main(['--archs', 'test', '--sizes', '64', '--batch-sizes', '1', '--repeats', '1',
+               '--warmup', '0', '--modes', 'forward', 'train', '--compile', '--optimizer',
+               'fused', '--out', str(out)])
+    result = json.loads(out.read_text())
+    assert [(r['mode'], r['model'], r['compiled']) for r in result['results']] == [
+        (mode, name, name.endswith('(compiled)')) for mode in ('forward', 'train') for name in
+        ('ClusterFormer-test', 'Swin-test', 'ClusterFormer-test (compiled)',
+         'Swin-test (compiled)')]
+    assert calls == ['ClusterFormer', 'SwinTransformer'] * 2  # once per measurement
+    compiled = [r for r in result['results'] if r['compiled']]
+    assert all(r['compile_s'] > 0 and r['peak_mb'] is not None for r in compiled)
+    assert result['compile'] == dict(enabled=True, failures=[])
+    assert result['optimizer']['name'] == 'fused' and result['optimizer']['fused'] is True
+    text = capsys.readouterr().out
+    assert 'CF/Swin compiled' in text and 'CF compile s' in text
+    assert 'fused=True), fused implementation; torch.compile: on' in text
+    assert 'Targets:' in text and 'issue' not in text.lower()
+
+
+def test_benchmark_compile_failure_falls_back_to_eager(tmp_path, capsys, monkeypatch):
+    """A compiler that fails: one line per model with the reason, the eager
+    rows only, the reason in the JSON; the failing model is not tried again."""
+    import json
+    tool = _load_tool('analysis', 'benchmark.py')
+
+    def broken_compile(model, **kw):
+        raise RuntimeError('no C++ compiler found\nsecond line')
+    monkeypatch.setattr(torch, 'compile', broken_compile)
+    out = tmp_path / 'bench.json'
+    tool.main(['--archs', 'test', '--sizes', '64', '--batch-sizes', '1', '--repeats', '1',
+               '--warmup', '0', '--modes', 'forward', 'train', '--compile', '--no-memory',
+               '--out', str(out)])
+    result = json.loads(out.read_text())
+    assert [(r['mode'], r['model']) for r in result['results']] == [
+        (mode, name) for mode in ('forward', 'train') for name in
+        ('ClusterFormer-test', 'Swin-test')]
+    reason = 'RuntimeError: no C++ compiler found'
+    assert [(f['model'], f['mode'], f['reason']) for f in result['compile']['failures']] == [
+        ('ClusterFormer-test', 'forward', reason), ('Swin-test', 'forward', reason)]
+    text = capsys.readouterr().out
+    for name in ('ClusterFormer-test', 'Swin-test'):
+        assert f'torch.compile unavailable for {name}: {reason}; compiled rows skipped' in text
+    assert 'compiled ms' not in text and 'second line' not in text
+
+
+def test_benchmark_compile_or_none_with_a_real_dynamo_backend():
+    """compile_or_none through torch.compile itself with cheap backends: a
+    backend that raises gives None and the reason; the 'eager' backend (graph
+    capture, no code generation) gives a runner, forward and training step."""
+    tool = _load_tool('analysis', 'benchmark.py')
+    x = torch.randn(1, 3, 8, 8)
+
+    def failing_backend(gm, example_inputs):
+        raise ValueError('backend exploded')
+    net = _tiny_net()
+    run, seconds, reason = tool.compile_or_none(net, x, backend=failing_backend)
+    if run is not None or reason is None:
+        pytest.fail(f'a raising backend was not reported: {reason}')
+    assert 'backend exploded' in reason and seconds >= 0
+    assert all(p.grad is None for p in net.parameters())
+    torch._dynamo.reset()
+    for mode in ('forward', 'train'):
+        run, seconds, reason = tool.compile_or_none(net, x, mode=mode, backend='eager')
+        assert reason is None and seconds > 0, reason
+        run()
+    torch._dynamo.reset()
+
+
+def test_benchmark_time_limit_skips_later_measurements(tmp_path, capsys):
+    import json
+    tool = _load_tool('analysis', 'benchmark.py')
+    out = tmp_path / 'bench.json'
+    tool.main(['--archs', 'test', '--sizes', '64', '--batch-sizes', '1', '--modes', 'forward',
+               '--time-limit', '1e-9', '--out', str(out)])
+    result = json.loads(out.read_text())
+    assert result['results'] == [] and result['skipped'] == [dict(
+        arch='test', size=64, batch=1, mode='forward', dtype='fp32', reason='time limit')]
+    assert 'skipped (time limit): test forward 64px b1 fp32' in capsys.readouterr().out

@@ -21,10 +21,11 @@ def test_rows_become_demo_candidates_with_the_test_arch_head_width():
     task = tool.register_demo_candidates('cls', selected)
     import clustering_candidates as cc
     cands = cc.CANDIDATES[task]
-    assert cands['6d-hd48'][1] == {'head_dim': 24}  # tiny's 32 is the test arch's 16
-    assert cands['6c-kmeans'][1] == {'center_update': 'kmeans'}
+    # tiny's 32 is the test arch's 16
+    assert cands['6d-hd48'][1] == {'clustering_cfg': {'head_dim': 24}}
+    assert cands['6c-kmeans'][1] == {'clustering_cfg': {'type': 'KMeansClustering'}}
     opts = cc._options(cc.TASKS[task], cands['6c-kmeans'][1], 0, 'data/shapes')
-    assert "model.backbone.center_update='kmeans'" in opts
+    assert "model.backbone.clustering_cfg.type='KMeansClustering'" in opts
     inst = tool.register_demo_candidates('inst', rows(['6f']))
     assert cc.TASKS[inst]['metric'] == 'coco/segm_mAP'
     assert cc.CANDIDATES[inst]['6f-mixed-selection'][1] == {'center_init': 'mixed_selection'}

@@ -30,21 +30,34 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional
 
+from mmcf.analysis.table6 import flat_options
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.realpath(__file__))))
 
 BACKBONE = 'model.backbone.'
 DECODER = 'model.decode_head.transformer_decoder.layer_cfg.'
 
+def _clustering(logits: str, tau: Optional[float] = None, proj_init: Optional[str] = None,
+                residual: bool = True) -> dict:
+    """The clustering options of a candidate as its ``clustering_cfg``."""
+    cfg = dict(logits=logits, residual=residual)
+    if tau is not None:
+        cfg['logit_scale'] = tau
+    if proj_init is not None:
+        cfg['proj_init'] = proj_init
+    return dict(clustering_cfg=cfg)
+
+
 def _backbone(what: str, logits: str, tau: float, proj_init: str, residual: bool,
               grid: bool) -> tuple:
     """A backbone candidate with every clustering option spelled out."""
-    return what, dict(cluster_logits=logits, logit_scale=tau, proj_init=proj_init,
-                      residual_m_step=residual, center_init_residual=grid)
+    return what, dict(_clustering(logits, tau, proj_init, residual), center_init_residual=grid)
 
 
 #: mmcf 0.1's backbone clustering, as absolute config keys
-OLD_BACKBONE = {'model.backbone.cluster_logits': 'dot', 'model.backbone.proj_init': 'random',
-                'model.backbone.residual_m_step': False,
+OLD_BACKBONE = {'model.backbone.clustering_cfg.logits': 'dot',
+                'model.backbone.clustering_cfg.proj_init': 'random',
+                'model.backbone.clustering_cfg.residual': False,
                 'model.backbone.center_init_residual': False}
 
 #: name -> (what it is, cfg-options under the task's prefix, or absolute
@@ -81,18 +94,16 @@ CANDIDATES: Dict[str, Dict[str, object]] = {
     },
     'seg': {
         'mmcf-0.1': ('backbone and decoder RCA of mmcf 0.1 (dot logits, Eq. 3 M-step)',
-                     {**OLD_BACKBONE, 'cluster_logits': 'dot', 'residual_m_step': False}),
+                     {**OLD_BACKBONE, **_clustering('dot', residual=False)}),
         'dot': ('decoder RCA: dot logits, Eq. 3 M-step (mmcf 0.1); default backbone',
-                {'cluster_logits': 'dot', 'residual_m_step': False}),
+                _clustering('dot', residual=False)),
         'cosine': ('decoder RCA: cosine logits (tau 5), Eq. 3 M-step',
-                   {'cluster_logits': 'cosine', 'logit_scale': 5.0, 'residual_m_step': False}),
+                   _clustering('cosine', 5.0, residual=False)),
         'centered5+residual': ('decoder RCA: centered cosine (tau 5), residual M-step '
                                '(the default)',
-                               {'cluster_logits': 'centered_cosine', 'logit_scale': 5.0,
-                                'residual_m_step': True}),
+                               _clustering('centered_cosine', 5.0, residual=True)),
         'centered20+residual': ('decoder RCA: centered cosine (tau 20), residual M-step',
-                                {'cluster_logits': 'centered_cosine', 'logit_scale': 20.0,
-                                 'residual_m_step': True}),
+                                _clustering('centered_cosine', 20.0, residual=True)),
     },
 }
 
@@ -135,7 +146,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def _options(task: dict, options: Optional[dict], seed: int, data_root: str) -> List[str]:
     root = osp.join(data_root, task['subdir'])
     out = [f'randomness.seed={seed}', f"{task['data_key']}={root}", f"{task['val_key']}={root}"]
-    for key, value in (options or {}).items():
+    for key, value in flat_options(options or {}).items():
         key = key if key.startswith('model.') else task['prefix'] + key
         out.append(f'{key}={value!r}' if isinstance(value, str) else f'{key}={value}')
     return out
@@ -198,7 +209,7 @@ def run_one(args, name: str, seed: int) -> dict:
     return result
 
 
-#: issue 12's bar for a trained model, every stage / layer
+#: the bar of a healthy trained model, every stage / layer
 HEALTHY = dict(entropy=0.9, spread=0.1)
 
 

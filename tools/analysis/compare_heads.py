@@ -14,7 +14,19 @@ The pairs (``PAIRS``) are the CPU demos beside a stock head on the same
 * ``inst``: our detection / instance head vs mmdet's Mask2Former
   (Mask2FormerHead, 20 queries, 6 layers, 64 wide), bbox and segm AP;
 * ``pan``: our panoptic head vs mmdet's Mask2Former panoptic (23 queries),
-  PQ, PQ_th, PQ_st and the thing masks' segm AP.
+  PQ, PQ_th, PQ_st and the thing masks' segm AP;
+* ``camvid``: real street scenes (CamVid, 11 classes, 96x128, the shared
+  copy's val split), 2000 iterations of the semantic demo's recipe: our head
+  vs mmseg's UperNet on our backbone, and also (``others``) mmseg's
+  Mask2Former head on our backbone and mmseg's Swin of the same widths and
+  depths with UperNet; mIoU and the IoU of every class.
+
+The table gives, per head, the mean ± standard deviation over the seeds of
+each metric and of the training time per iteration (the median of the
+log's ``time`` over the run; one thread). ``--health`` also measures the
+cluster health of our heads' decoder layers (and the backbone's stages)
+after training (``tools/analysis/cluster_health.py`` on the last
+checkpoint, 64 validation images) and adds it to the table.
 
 Each run is ``tools/train.py <config> --cfg-options randomness.seed=S``
 with one CPU thread, ``--jobs`` at a time; its metrics are read from the
@@ -30,6 +42,7 @@ box branch.
 """
 import argparse
 import glob
+import json
 import os
 import os.path as osp
 import re
@@ -61,6 +74,18 @@ PAIRS: Dict[str, dict] = {
         metrics=[('PQ', 'coco_panoptic/PQ', 1.0), ('PQ_th', 'coco_panoptic/PQ_th', 1.0),
                  ('PQ_st', 'coco_panoptic/PQ_st', 1.0),
                  ('segm AP', 'coco/segm_mAP', 100.0)]),
+    'camvid': dict(
+        ours='configs/segmentation/clusterformer-test_1xb8-2k_camvid-96x128.py',
+        stock='configs/segmentation/upernet_clusterformer-test_1xb8-2k_camvid-96x128.py',
+        stock_name='mmseg UperNet',
+        others={
+            'mask2former': ('mmseg Mask2Former',
+                            'configs/segmentation/'
+                            'mask2former_clusterformer-test_1xb8-2k_camvid-96x128.py'),
+            'swin-upernet': ('mmseg Swin + UperNet',
+                             'configs/segmentation/upernet_swin-test_1xb8-2k_camvid-96x128.py'),
+        },
+        metrics=[('mIoU', 'mIoU', 1.0)], per_class=True),
 }
 
 _VAL_LINE = re.compile(r'Iter\((?:val|test)\) \[(\d+)/(\d+)\]\s+(.*)$')
@@ -89,19 +114,73 @@ def parse_val_metrics(log_text: str) -> Optional[Dict[str, float]]:
     return found
 
 
+_TIME = re.compile(r'\btime: ([\d.]+)')
+_CLASS_ROW = re.compile(r'^\|\s*([^|]+?)\s*\|\s*(-?[\d.]+|nan)\s*\|\s*(-?[\d.]+|nan)\s*\|$')
+
+
+def parse_train_time(log_text: str) -> Optional[float]:
+    """Median seconds per training iteration over the ``time:`` of the
+    log's training lines (mmengine's IterTimerHook), or None."""
+    times = [float(t.group(1)) for line in log_text.splitlines()
+             if _TRAIN_LINE.search(line) for t in [_TIME.search(line)] if t]
+    return statistics.median(times) if times else None
+
+
+def parse_class_iou(log_text: str) -> Optional[Dict[str, float]]:
+    """Class -> IoU of the LAST ``per class results`` table of an mmseg log
+    (IoUMetric prints one per validation), or None."""
+    found = None
+    lines = log_text.splitlines()
+    for i, line in enumerate(lines):
+        if not line.rstrip().endswith('per class results:'):
+            continue
+        table: Dict[str, float] = {}
+        for row in lines[i + 1:]:
+            m = _CLASS_ROW.match(row.strip())
+            if m:
+                if m.group(1) != 'Class':
+                    table[m.group(1)] = float(m.group(2))
+            elif table or row.strip().startswith('+') or not row.strip():
+                if table and not row.strip().startswith('+'):
+                    break
+        found = table or found
+    return found
+
+
 def run_dir(work_dir: str, task: str, head: str, seed: int) -> str:
     return osp.join(work_dir, task, head, f'seed{seed}')
 
 
+def _newest_log(path: str) -> Optional[str]:
+    """Text of the newest log under a run's work dir with a final
+    validation, or None."""
+    for log in reversed(sorted(glob.glob(osp.join(path, '*', '*.log')))):
+        with open(log, encoding='utf-8', errors='replace') as f:
+            text = f.read()
+        if parse_val_metrics(text):
+            return text
+    return None
+
+
 def read_result(path: str) -> Optional[Dict[str, float]]:
     """Metrics of the newest log under a run's work dir, or None."""
-    logs = sorted(glob.glob(osp.join(path, '*', '*.log')))
-    for log in reversed(logs):
-        with open(log, encoding='utf-8', errors='replace') as f:
-            metrics = parse_val_metrics(f.read())
-        if metrics:
-            return metrics
-    return None
+    text = _newest_log(path)
+    return parse_val_metrics(text) if text else None
+
+
+def read_run(path: str) -> Optional[dict]:
+    """A finished run: its ``metrics``, training ``time`` per iteration,
+    ``classes`` (per-class IoU, mmseg) and ``health`` (health.json, when
+    measured), or None."""
+    text = _newest_log(path)
+    if text is None:
+        return None
+    health = None
+    if osp.isfile(osp.join(path, 'health.json')):
+        with open(osp.join(path, 'health.json')) as f:
+            health = json.load(f)
+    return dict(metrics=parse_val_metrics(text), time=parse_train_time(text),
+                classes=parse_class_iou(text), health=health)
 
 
 def train_one(config: str, path: str, seed: int, cfg_options: Sequence[str]) -> int:
@@ -113,53 +192,119 @@ def train_one(config: str, path: str, seed: int, cfg_options: Sequence[str]) -> 
         return subprocess.call(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
-def summarise(values: List[float]) -> str:
+def measure_health(config: str, path: str, cfg_options: Sequence[str]) -> int:
+    """Cluster health of a finished run's last checkpoint (every source:
+    the backbone's stages, the head's decoder layers) into health.json."""
+    ckpts = sorted(glob.glob(osp.join(path, 'iter_*.pth')),
+                   key=lambda p: int(re.findall(r'iter_(\d+)', p)[0]))
+    if not ckpts:
+        return 1
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'analysis', 'cluster_health.py'),
+           osp.join(ROOT, config), '--checkpoint', ckpts[-1], '--num-images', '64',
+           '--json', osp.join(path, 'health.json')]
+    if cfg_options:
+        cmd += ['--cfg-options', *cfg_options]
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    with open(osp.join(path, 'health.out'), 'w') as out:
+        return subprocess.call(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def summarise(values: List[float], digits: int = 1) -> str:
+    """``mean ± sd`` (n - 1) of the values that are numbers ('-' for none;
+    mmseg's IoU of a class absent from the data is NaN)."""
+    values = [v for v in values if v == v]
     if not values:
         return '-'
     mean = statistics.fmean(values)
     if len(values) == 1:
-        return f'{mean:.1f}'
-    return f'{mean:.1f} ± {statistics.stdev(values):.1f}'
+        return f'{mean:.{digits}f}'
+    return f'{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}'
+
+
+def head_names(pair: dict) -> Dict[str, str]:
+    """Run name -> what the table calls it, for the heads a task compares."""
+    names = {'ours': 'ClusterFormer (ours)', 'stock': pair['stock_name']}
+    names.update({k: label for k, (label, _) in pair.get('others', {}).items()})
+    return names
+
+
+def _health_cell(runs: List[dict], source: str) -> str:
+    """entropy/logK, spread and used/K of a source, averaged over its
+    stages (layers) and the seeds: ``0.71 / 0.35 / 9.8 of 11``."""
+    stages = [s for r in runs if r.get('health')
+              for s in r['health'].get('health', {}).get(source, [])]
+    if not stages:
+        return '-'
+    mean = {k: statistics.fmean(s[k] for s in stages) for k in ('entropy', 'spread', 'used')}
+    return (f"{mean['entropy']:.2f} / {mean['spread']:.2f} / {mean['used']:.1f} of "
+            f"{stages[0]['num_centers']}")
 
 
 def table(work_dir: str, tasks: Sequence[str]) -> str:
     """One markdown table per task: a row per head (ours, its variants, the
-    stock head) with the mean ± standard deviation over the seeds found."""
+    stock head and the other heads) with the mean ± standard deviation over
+    the seeds found, the training time per iteration and, where measured,
+    the cluster health of the decoder layers; for mmseg tasks a second table
+    of per-class IoU."""
     out = []
     for task in tasks:
         pair = PAIRS[task]
+        names = head_names(pair)
         heads = sorted(d for d in os.listdir(osp.join(work_dir, task))
                        if osp.isdir(osp.join(work_dir, task, d))) \
             if osp.isdir(osp.join(work_dir, task)) else []
-        heads.sort(key=lambda h: (h != 'ours', h == 'stock', h))
+        # ours, its variants, then the stock head and the other heads
+        order = list(names)
+        heads.sort(key=lambda h: (0 if h == 'ours' else 2 if h in names else 1,
+                                  order.index(h) if h in names else 0, h))
         cols = [name for name, _, _ in pair['metrics']]
-        out.append(f'### {task}\n')
-        out.append('| head | seeds | ' + ' | '.join(cols) + ' |')
-        out.append('|---|---|' + '---|' * len(cols))
+        rows, class_rows, with_health = [], [], False
         for head in heads:
-            results = []
+            runs = []
             for seed_dir in sorted(glob.glob(osp.join(work_dir, task, head, 'seed*'))):
-                r = read_result(seed_dir)
+                r = read_run(seed_dir)
                 if r is not None:
-                    results.append((seed_dir.rsplit('seed', 1)[1], r))
-            if not results:
+                    runs.append((seed_dir.rsplit('seed', 1)[1], r))
+            if not runs:
                 continue
-            cells = []
-            for _, key, factor in pair['metrics']:
-                cells.append(summarise([r[key] * factor for _, r in results if key in r]))
-            name = {'ours': 'ClusterFormer (ours)', 'stock': pair['stock_name']}.get(
-                head, f'ours: {head}')
-            seeds = ','.join(s for s, _ in results)
-            out.append(f'| {name} | {seeds} | ' + ' | '.join(cells) + ' |')
+            cells = [summarise([r['metrics'][key] * factor for _, r in runs
+                                if key in r['metrics']]) for _, key, factor in pair['metrics']]
+            cells.append(summarise([r['time'] for _, r in runs if r['time']], 3))
+            health = _health_cell([r for _, r in runs], 'decode_head' if task in (
+                'seg', 'camvid') else 'bbox_head')
+            with_health |= health != '-'
+            name = names.get(head, f'ours: {head}')
+            seeds = ','.join(s for s, _ in runs)
+            rows.append((name, seeds, cells, health))
+            per_class = [r['classes'] for _, r in runs if r['classes']]
+            if pair.get('per_class') and per_class:
+                classes = list(per_class[0])
+                class_rows.append((name, classes, [summarise([c[k] for c in per_class
+                                                              if k in c]) for k in classes]))
+        out.append(f'### {task}\n')
+        extra = ' | decoder health (entropy/logK / spread / used)' if with_health else ''
+        out.append('| head | seeds | ' + ' | '.join(cols) + ' | s/iter' + extra + ' |')
+        out.append('|---|---|' + '---|' * (len(cols) + 1 + bool(with_health)))
+        for name, seeds, cells, health in rows:
+            tail = f' | {health}' if with_health else ''
+            out.append(f'| {name} | {seeds} | ' + ' | '.join(cells) + tail + ' |')
         out.append('')
+        if class_rows:
+            classes = class_rows[0][1]
+            out.append('| head | ' + ' | '.join(classes) + ' |')
+            out.append('|---|' + '---|' * len(classes))
+            for name, _, cells in class_rows:
+                out.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+            out.append('')
     return '\n'.join(out)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--tasks', nargs='+', default=list(PAIRS), choices=list(PAIRS))
+    p.add_argument('--tasks', nargs='+', default=['seg', 'inst', 'pan'], choices=list(PAIRS))
     p.add_argument('--heads', nargs='+', default=['ours', 'stock'],
-                   choices=['ours', 'stock'])
+                   help="'ours', 'stock' and, for a task that has them, the other heads "
+                   "(camvid: 'mask2former', 'swin-upernet')")
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     p.add_argument('--jobs', type=int, default=2)
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'compare_heads'))
@@ -170,6 +315,8 @@ def parse_args(argv=None):
     p.add_argument('--config', default=None,
                    help='a config to train instead of our demo config (with --variant, '
                    'one task): for changes --cfg-options cannot write, e.g. lists of dicts')
+    p.add_argument('--health', action='store_true',
+                   help="measure the cluster health of our heads' runs after training")
     p.add_argument('--table-only', action='store_true')
     p.add_argument('--force', action='store_true')
     args = p.parse_args(argv)
@@ -177,9 +324,23 @@ def parse_args(argv=None):
         p.error('--cfg-options / --config change our head: name the variant with --variant')
     if args.config and len(args.tasks) != 1:
         p.error('--config replaces the config of one task: give one --tasks')
-    if args.variant in ('ours', 'stock'):
-        p.error('--variant must not be "ours" or "stock"')
+    known = {h for t in args.tasks for h in head_names(PAIRS[t])}
+    if args.variant in known:
+        p.error(f'--variant must not be one of the compared heads {sorted(known)}')
+    unknown = sorted(set(args.heads) - known)
+    if unknown:
+        p.error(f'--heads {unknown} are not compared in --tasks {args.tasks}; '
+                f'known: {sorted(known)}')
     return args
+
+
+def head_config(pair: dict, head: str) -> Optional[str]:
+    """The config a head of a task trains, or None when the task has no
+    such head."""
+    if head in ('ours', 'stock'):
+        return pair[head]
+    other = pair.get('others', {}).get(head)
+    return other[1] if other else None
 
 
 def main(argv=None) -> None:
@@ -188,25 +349,41 @@ def main(argv=None) -> None:
         runs: List[Tuple[str, str, int, List[str]]] = []
         for task in args.tasks:
             for head in args.heads:
-                if head == 'stock' and args.variant:
+                config = head_config(PAIRS[task], head)
+                if config is None or (head != 'ours' and args.variant):
                     continue
                 name = args.variant if (head == 'ours' and args.variant) else head
-                config = PAIRS[task][head]
                 if head == 'ours' and args.variant and args.config:
                     config = osp.abspath(args.config)
                 for seed in args.seeds:
                     path = run_dir(args.work_dir, task, name, seed)
-                    if not args.force and read_result(path) is not None:
-                        continue
                     opts = list(args.cfg_options) if name == args.variant else []
-                    runs.append((config, path, seed, opts))
+                    if args.force or read_result(path) is None:
+                        runs.append((config, path, seed, opts))
+                    elif args.health and head == 'ours' and not osp.isfile(
+                            osp.join(path, 'health.json')):
+                        runs.append((config, path, -1, opts))  # health only
         print(f'{len(runs)} runs, {args.jobs} at a time', flush=True)
+
+        def one(run: Tuple[str, str, int, List[str]]) -> Tuple[str, int]:
+            config, path, seed, opts = run
+            code = train_one(config, path, seed, opts) if seed >= 0 else 0
+            if code == 0 and args.health and osp.basename(osp.dirname(path)) not in (
+                    'stock', *PAIRS_OTHERS):
+                code = measure_health(config, path, opts)
+            return path, code
+
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            codes = list(pool.map(lambda r: (r[1], train_one(*r)), runs))
+            codes = list(pool.map(one, runs))
         for path, code in codes:
             if code:
-                print(f'FAILED ({code}): {path} (see {path}/train.out)', flush=True)
+                print(f'FAILED ({code}): {path} (see {path}/train.out, health.out)',
+                      flush=True)
     print(table(args.work_dir, args.tasks))
+
+
+#: run names of the other heads of every task (no cluster health to measure)
+PAIRS_OTHERS = tuple(k for pair in PAIRS.values() for k in pair.get('others', {}))
 
 
 if __name__ == '__main__':

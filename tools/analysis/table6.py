@@ -22,6 +22,7 @@ thread; finished runs are not repeated), and prints the task metric and the
 cluster health per row, at initialisation and after training.
 """
 import argparse
+import copy
 import os.path as osp
 import sys
 from typing import Dict, List, Optional
@@ -31,7 +32,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.dirname(osp.realpath(__file__)))
 
 from mmcf.analysis.table6 import (CLS_DEMO, INST_DEMO, TABLE_TITLES, Row,  # noqa: E402
-                                  rows)
+                                  flat_options, rows)
 
 #: the demo's ``test`` arch has heads of 16 where tiny has 32
 DEMO_HEAD_DIM_SCALE = 0.5
@@ -39,9 +40,10 @@ DEMO_HEAD_DIM_SCALE = 0.5
 
 def demo_options(row: Row) -> Dict[str, object]:
     """The row's option for the demo config (``test`` arch)."""
-    opts = dict(row.options)
-    if 'head_dim' in opts:
-        opts['head_dim'] = int(opts['head_dim'] * DEMO_HEAD_DIM_SCALE)
+    opts = copy.deepcopy(row.options)
+    clustering = opts.get('clustering_cfg', {})
+    if 'head_dim' in clustering:
+        clustering['head_dim'] = int(clustering['head_dim'] * DEMO_HEAD_DIM_SCALE)
     return opts
 
 
@@ -68,7 +70,8 @@ def params_table(tables: Optional[List[str]] = None, with_6f: bool = False) -> s
         if r.config not in cache:
             cache[r.config] = count_params(r.config)
         ours = cache[r.config] / 1e6
-        option = ', '.join(f'{k}={v!r}' for k, v in r.options.items()) or '(default)'
+        option = ', '.join(f'{k}={v!r}' for k, v in flat_options(r.options).items()) \
+            or '(default)'
         if r.paper_params is None:
             paper, diff = '-', '-'
         else:

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import colorsys
+import contextlib
 import io
 import json
 import math
@@ -57,6 +58,7 @@ import secrets
 import shutil
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -611,11 +613,7 @@ def make_shapes(out='data/shapes',
                 f'output folder {str(out)!r} already exists and {what}; '
                 'pass --force (force=True) to replace it')
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    token = f'{os.getpid()}-{secrets.token_hex(4)}'
-    tmp = out.parent / f'.{out.name}.tmp-{token}'
-    tmp.mkdir()
-    try:
+    with written_atomically(out) as tmp:
         _generate(tmp, size, seed, {
             'train': num_train,
             'val': num_val
@@ -624,6 +622,22 @@ def make_shapes(out='data/shapes',
             'val': cls_per_class_val
         })
         _dump_json(stamp, tmp / STAMP_NAME, indent=2)
+    return out
+
+
+@contextlib.contextmanager
+def written_atomically(out: Path) -> Iterator[Path]:
+    """Write the folder ``out`` as a whole: yields an empty temporary sibling
+    to fill; when the block ends without an error it takes ``out``'s place
+    (an existing ``out`` is moved aside first and removed after), on any
+    error (a kill included, as far as Python sees it) it is removed and
+    ``out`` is left as it was."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    token = f'{os.getpid()}-{secrets.token_hex(4)}'
+    tmp = out.parent / f'.{out.name}.tmp-{token}'
+    tmp.mkdir()
+    try:
+        yield tmp
         if out.exists():
             old = out.parent / f'.{out.name}.old-{token}'
             os.rename(out, old)
@@ -634,7 +648,6 @@ def make_shapes(out='data/shapes',
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out
 
 
 def summary(out) -> str:

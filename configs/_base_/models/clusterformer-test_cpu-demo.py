@@ -1,9 +1,16 @@
 # Model pieces shared by the CPU demos of every task: the `test` ClusterFormer
 # backbone (dims 32/64/128/256, 16 centers per block, head width 16) and the
-# 64-wide decoder pieces of the detection, instance and panoptic heads (the
-# COCO configs' design, narrower). Configs take them with
-# `{{_base_.backbone}}`, `{{_base_.pixel_decoder}}` and
-# `{{_base_.transformer_decoder}}`.
+# 64-wide decoder pieces of the detection, instance and panoptic heads: the
+# COCO configs' design (./clusterformer_coco-decoder.py), narrower. Configs
+# take them with `{{_base_.backbone}}`, `{{_base_.pixel_decoder}}` and
+# `{{_base_.transformer_decoder}}`; the detection models (mmdet's) take
+# `_base_.det_data_preprocessor` and drop it after use
+# (`del _base_.det_data_preprocessor`), as the other demos drop it unused.
+_base_ = './clusterformer_coco-decoder.py'
+
+# ClusterFormer is mmcf's: a config that takes this base imports mmcf with it.
+custom_imports = dict(imports=['mmcf'], allow_failed_imports=False)
+
 embed_dims = 64
 backbone = dict(
     type='ClusterFormer',
@@ -14,25 +21,29 @@ backbone = dict(
 # widths of the `test` arch's four outputs and its centers
 backbone_channels = [32, 64, 128, 256]
 num_encoder_centers = 16
+# the COCO pixel decoder, 64 wide: 2 encoder layers of 4 heads, FFN 128, 8 norm groups
 pixel_decoder = dict(
-    type='MSDeformAttnPixelDecoder',
-    num_outs=3,
-    norm_cfg=dict(type='GN', num_groups=8),
-    act_cfg=dict(type='ReLU'),
+    norm_cfg=dict(num_groups=8),
     encoder=dict(
         num_layers=2,
         layer_cfg=dict(
-            self_attn_cfg=dict(
-                embed_dims=embed_dims, num_heads=4, num_levels=3, num_points=4,
-                im2col_step=64, dropout=0.0, batch_first=True, norm_cfg=None,
-                init_cfg=None),
-            ffn_cfg=dict(
-                embed_dims=embed_dims, feedforward_channels=128, num_fcs=2,
-                ffn_drop=0.0, act_cfg=dict(type='ReLU', inplace=True))),
-        init_cfg=None),
-    positional_encoding=dict(num_feats=embed_dims // 2, normalize=True),
-    init_cfg=None)
-# §3.3: six RCA decoder layers of T = 3 iterations
+            self_attn_cfg=dict(embed_dims=embed_dims, num_heads=4),
+            ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=128))),
+    positional_encoding=dict(num_feats=embed_dims // 2))
+# §3.3: six RCA decoder layers of T = 3 iterations, 4 heads of width 16
 transformer_decoder = dict(
-    num_layers=6,
-    layer_cfg=dict(num_iters=3, head_dim=16, num_heads=4, ffn_channels=128))
+    layer_cfg=dict(
+        _delete_=True,
+        num_heads=4,
+        ffn_channels=128,
+        clustering_cfg=dict(num_iters=3, head_dim=16)))
+# the detection models' input: the 64x64 images scaled by mean 127.5 and std
+# 64 (to about [-2, 2]), RGB, padded to a multiple of 32 with their masks
+det_data_preprocessor = dict(
+    type='DetDataPreprocessor',
+    mean=[127.5, 127.5, 127.5],
+    std=[64.0, 64.0, 64.0],
+    bgr_to_rgb=True,
+    pad_size_divisor=32,
+    pad_mask=True,
+    mask_pad_value=0)

@@ -14,7 +14,8 @@ from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import constant_init, trunc_normal_init
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..clustering import CenterInit, FeatureDispatch, RecurrentClustering
+from ..clustering import (CenterInit, FeatureDispatch, RecurrentClustering, build_clustering,
+                          clustering_num_iters, refuse_clustering_kwargs)
 from ..recording import AssignmentRecorder
 from ..utils import loads_pretrained, quiet_init_report
 
@@ -26,45 +27,40 @@ class ClusterBlock(BaseModule):
 
         x_n = LN(x)
         C0  = CenterInit(x_n)                  # Eq. 5
-        C,M = RecurrentClustering(x_n, C0)     # Eq. 3, T iterations
+        C,M = Clustering(x_n, C0)              # Eq. 3, T iterations
         x   = x + DropPath(Dispatch(x_n, C))   # Eq. 6
         x   = x + DropPath(FFN(LN(x)))         # transformer FFN
 
+    ``clustering_cfg`` builds the clustering layer
+    (:func:`~mmcf.models.clustering.build_clustering`; its ``type`` chooses
+    the rows of Table 6c, its ``head_dim`` with ``num_heads`` those of 6d);
     ``with_clustering=False`` keeps ``C = C0`` (no center update) and
     ``with_dispatch=False`` leaves the features untouched by the centers: the
-    two switches of Table 6a. ``center_update`` (6c), ``head_dim`` with
-    ``num_heads`` (6d) and ``dispatch_mode`` (6e) choose the other rows of
-    Table 6.
+    two switches of Table 6a. ``dispatch_mode`` chooses the rows of Table 6e.
+    The forward returns the new features and the block's centers.
     """
 
     def __init__(self,
                  dim: int,
                  num_centers: int = 100,
-                 num_iters: int = 3,
-                 head_dim: int = 32,
+                 num_heads: Optional[int] = None,
+                 clustering_cfg: Optional[dict] = None,
                  mlp_ratio: float = 4.,
                  center_ffn_ratio: float = 0.25,
                  dispatch_mlp_ratio: float = 0.25,
-                 center_update: str = 'recurrent',
-                 m_step: str = 'mean',
-                 cluster_logits: str = 'centered_cosine',
-                 logit_scale: float = 5.0,
-                 residual_m_step: bool = True,
-                 proj_init: str = 'random',
                  center_init_residual: bool = True,
                  dispatch_sim: str = 'cosine',
                  dispatch_mode: str = 'eq6',
                  with_clustering: bool = True,
                  with_dispatch: bool = True,
-                 qkv_bias: bool = True,
-                 num_heads: Optional[int] = None,
-                 fused_em: bool = True,
                  drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  norm_cfg: Optional[dict] = None,
                  with_cp: bool = False,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None,
+                 **kwargs):
         super().__init__(init_cfg=init_cfg)
+        refuse_clustering_kwargs(type(self).__name__, kwargs)
         norm_cfg = norm_cfg or dict(type='LN')
         self.with_cp = with_cp
         self.with_clustering = with_clustering
@@ -72,11 +68,8 @@ class ClusterBlock(BaseModule):
         self.norm1 = build_norm_layer(norm_cfg, dim)[1]
         self.center_init = CenterInit(dim, num_centers, center_ffn_ratio,
                                       residual=center_init_residual)
-        self.clustering = RecurrentClustering(
-            dim, head_dim=head_dim, num_iters=num_iters, update=center_update,
-            m_step=m_step, logits=cluster_logits, logit_scale=logit_scale,
-            residual=residual_m_step, proj_init=proj_init,
-            qkv_bias=qkv_bias, num_heads=num_heads, fused=fused_em) if with_clustering else None
+        self.clustering = build_clustering(clustering_cfg, dim, num_heads) \
+            if with_clustering else None
         self.dispatch = FeatureDispatch(
             dim, dispatch_mlp_ratio, dispatch_sim, dispatch_mode) if with_dispatch else None
         if with_dispatch and self.dispatch.needs_assignment and not with_clustering:
@@ -93,10 +86,9 @@ class ClusterBlock(BaseModule):
             dropout_layer=drop_path,
             act_cfg=dict(type='GELU'),
             add_identity=True)
-        self.centers: Optional[torch.Tensor] = None
 
     def _forward(self, x: torch.Tensor, hw: Tuple[int, int]
-                 ) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor]]:
+                 ) -> Tuple[torch.Tensor, torch.Tensor]:
         x_n = self.norm1(x)
         centers = self.center_init(x_n, hw)
         maps: List[torch.Tensor] = []
@@ -109,15 +101,14 @@ class ClusterBlock(BaseModule):
         if self.dispatch is not None:
             x = x + self.drop_path(self.dispatch(x_n, centers, maps[-1] if maps else None))
         x = self.ffn(self.norm2(x), identity=x)
-        return x, centers, maps
+        return x, centers
 
-    def forward(self, x: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, hw: Tuple[int, int]
+                ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The new features (B, N, D) and the block's centers (B, K, D)."""
         if self.with_cp and x.requires_grad:
-            x, centers, maps = cp.checkpoint(self._forward, x, hw, use_reentrant=False)
-        else:
-            x, centers, maps = self._forward(x, hw)
-        self.centers = centers
-        return x
+            return cp.checkpoint(self._forward, x, hw, use_reentrant=False)
+        return self._forward(x, hw)
 
 
 class ClusterStage(BaseModule):
@@ -140,13 +131,14 @@ class ClusterStage(BaseModule):
         assert len(self.blocks) == depth
 
     def forward(self, x: torch.Tensor, hw: Tuple[int, int]
-                ) -> Tuple[torch.Tensor, Tuple[int, int]]:
+                ) -> Tuple[torch.Tensor, Tuple[int, int], torch.Tensor]:
+        """The stage's features, their (H, W) and its last block's centers."""
         if self.downsample is not None:
             x, hw = self.downsample(x, hw)
             hw = tuple(hw)
         for block in self.blocks:
-            x = block(x, hw)
-        return x, hw
+            x, centers = block(x, hw)
+        return x, hw, centers
 
 
 class ClusterFormer(AssignmentRecorder, BaseModule):
@@ -180,47 +172,27 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
             ``mlp_ratio``.
         in_channels: input channels.
         num_centers: K, centers per block (100 in §4.1.1).
-        num_iters: T, EM iterations per block (3, Table 6b).
-        head_dim: width of a clustering head's query and key (32, Table
-            6d). The named archs fix the number of heads per stage
-            (``num_heads``; tiny / small: 3, 6, 12, 24 as Swin, i.e. their
-            width / 32), so ``head_dim`` changes the width of each head and
-            the parameters grow with it, as in Table 6d; at the arch's own
-            head width (32; ``test``: 16) nothing changes.
+        clustering_cfg: the clustering layer of every block, one dict with
+            one name per option from here to the E-step
+            (:func:`~mmcf.models.clustering.build_clustering`): ``type``
+            ('RecurrentClustering', Eq. 3, default; the Table 6c rows
+            'CosineClustering', 'VanillaCrossAttention',
+            'CrissCrossClustering', 'KMeansClustering'), ``num_iters`` (T, 3,
+            Table 6b), ``head_dim`` (width of a head's query and key, 32,
+            Table 6d; default: the arch's), ``logits``, ``logit_scale``,
+            ``m_step``, ``residual``, ``proj_init``, ``qkv_bias``, ``fused``,
+            ``chunk_rows``; see
+            :class:`~mmcf.models.clustering.RecurrentClustering`. The named
+            archs fix the heads per stage (``num_heads``), so ``head_dim``
+            changes each head's width and the parameters grow with it, as in
+            Table 6d. The defaults and the measurements behind them:
+            docs/en/clustering.md.
         num_heads: heads per stage (an int or one per stage); default: the
             arch's ``num_heads``, or ``width // head_dim`` for a custom arch
             dict without it (the width split into heads of ``head_dim``).
-        fused_em: run each E/M step of Eq. 3 as one chunked operation that
-            keeps no (N, K) map for backward (default); False: the plain
-            formulas (the reference). Same weights, same outputs up to float
-            rounding, see :mod:`mmcf.models.em_step`.
-        center_update: 'recurrent' (Eq. 3), 'cosine', 'vanilla' (Eq. 1),
-            'criss_cross' [35] or 'kmeans' [95] (Table 6c), see
-            :class:`~mmcf.models.clustering.RecurrentClustering`.
-        m_step: 'mean' (EM mean, default) or 'sum' (literal Eq. 3), see
-            :class:`~mmcf.models.clustering.RecurrentClustering`.
-        cluster_logits: the E-step logits: 'centered_cosine' (default,
-            ``tau`` times the cosine similarity of center and pixel with the
-            image's mean key and the centers' mean query removed; §3.1
-            names cosine similarity), 'cosine', or 'dot' (the scaled dot
-            product as Eq. 3 writes it, mmcf 0.1).
-        logit_scale: initial temperature ``tau`` of the cosine logits
-            (learned per head).
-        residual_m_step: M-step in the residual form of Eq. 2,
-            ``C <- C + M V`` (default True); False is Eq. 3's ``C = M V``
-            (mmcf 0.1).
-        proj_init: 'random' (default: truncated normal like every other
-            linear layer) or 'kmeans' (``W_k = W_q``, ``W_v`` a scaled
-            identity, see
-            :meth:`~mmcf.models.clustering.RecurrentClustering.init_kmeans_`).
         center_init_residual: Eq. 5 as ``P + FFN(P)`` (default True; False
-            is the literal ``FFN(P)`` of mmcf 0.1), see
+            is the literal ``FFN(P)``), see
             :class:`~mmcf.models.clustering.CenterInit`.
-
-        The defaults were chosen by measurement: docs/en/clustering.md and
-        :class:`~mmcf.models.clustering.RecurrentClustering`. mmcf 0.1's
-        clustering is ``cluster_logits='dot', residual_m_step=False,
-        center_init_residual=False``; its checkpoints load with those.
         dispatch_sim: 'cosine' or 'assignment', see
             :class:`~mmcf.models.clustering.FeatureDispatch`.
         dispatch_mode: 'eq6' (default), 'fc', 'confidence' [68] or
@@ -228,9 +200,8 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
             :class:`~mmcf.models.clustering.FeatureDispatch`).
         with_clustering / with_dispatch: Table 6a switches.
         center_ffn_ratio / dispatch_mlp_ratio: hidden widths of the Eq. 5
-            FFN and the Eq. 6 MLP; the paper does not give them, and 0.25
-            puts tiny / small at 28.27M / 49.57M with a 1000-class linear
-            head, +1.51% / +1.77% over Table 1's 27.85M / 48.71M.
+            FFN and the Eq. 6 MLP; the paper does not give them (0.25: the
+            parameter counts closest to Table 1's, docs/en/analysis.md).
         out_indices: stages whose maps are returned.
         out_centers: also return the last stage's centers.
         drop_rate, drop_path_rate: FFN dropout and stochastic depth (linearly
@@ -258,25 +229,16 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
                  arch: Union[str, dict] = 'tiny',
                  in_channels: int = 3,
                  num_centers: Optional[int] = None,
-                 num_iters: int = 3,
-                 head_dim: Optional[int] = None,
+                 clustering_cfg: Optional[dict] = None,
+                 num_heads: Optional[Union[int, Sequence[int]]] = None,
                  mlp_ratio: Optional[float] = None,
                  center_ffn_ratio: float = 0.25,
                  dispatch_mlp_ratio: float = 0.25,
-                 center_update: str = 'recurrent',
-                 m_step: str = 'mean',
-                 cluster_logits: str = 'centered_cosine',
-                 logit_scale: float = 5.0,
-                 residual_m_step: bool = True,
-                 proj_init: str = 'random',
                  center_init_residual: bool = True,
                  dispatch_sim: str = 'cosine',
                  dispatch_mode: str = 'eq6',
                  with_clustering: bool = True,
                  with_dispatch: bool = True,
-                 qkv_bias: bool = True,
-                 num_heads: Optional[Union[int, Sequence[int]]] = None,
-                 fused_em: bool = True,
                  out_indices: Sequence[int] = (3, ),
                  out_centers: bool = False,
                  drop_rate: float = 0.,
@@ -286,16 +248,26 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
                  with_cp: bool = False,
                  norm_cfg: Optional[dict] = None,
                  record_assignments: str = 'last',
-                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 **kwargs):
         super().__init__(init_cfg=init_cfg)
+        refuse_clustering_kwargs('ClusterFormer', kwargs)
         self.arch_settings = self._parse_arch(arch)
         dims = self.arch_settings['embed_dims']
         depths = self.arch_settings['depths']
+        clustering_cfg = dict(clustering_cfg or {})
+        if 'num_heads' in clustering_cfg:
+            raise ValueError('ClusterFormer: clustering_cfg must not set num_heads; the '
+                             'heads are set per stage by the arch or num_heads=')
+        if clustering_cfg.get('head_dim') is None:
+            clustering_cfg['head_dim'] = self.arch_settings.get('head_dim', 32)
+        head_dim = clustering_cfg['head_dim']
         # None means "the arch's value"; 0 or less is refused, not replaced
-        for name, value in (('num_centers', num_centers), ('head_dim', head_dim),
-                            ('num_iters', num_iters)):
+        for name, value in (('num_centers', num_centers),
+                            ('clustering_cfg.head_dim', head_dim),
+                            ('clustering_cfg.num_iters', clustering_cfg.get('num_iters'))):
             if value is not None and (not isinstance(value, int) or value <= 0):
-                hint = '' if name == 'num_iters' else ' (or None for the arch default)'
+                hint = '' if name.endswith('num_iters') else ' (or None for the arch default)'
                 raise ValueError(f'ClusterFormer: {name} must be a positive int{hint}, got '
                                  f'{value!r}')
         if not 0 <= drop_path_rate < 1:
@@ -303,7 +275,6 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
                              f'{drop_path_rate!r}')
         num_centers = num_centers if num_centers is not None else \
             self.arch_settings.get('num_centers', 100)
-        head_dim = head_dim if head_dim is not None else self.arch_settings.get('head_dim', 32)
         mlp_ratio = mlp_ratio or self.arch_settings.get('mlp_ratio', 4.)
         norm_cfg = norm_cfg or dict(type='LN')
 
@@ -349,15 +320,11 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
         total = sum(depths)
         dpr = [x.item() for x in torch.linspace(0, drop_path_rate, total)]
         block_common = dict(
-            num_centers=num_centers, num_iters=num_iters, head_dim=head_dim,
-            mlp_ratio=mlp_ratio, center_ffn_ratio=center_ffn_ratio,
-            dispatch_mlp_ratio=dispatch_mlp_ratio, center_update=center_update,
-            m_step=m_step, cluster_logits=cluster_logits, logit_scale=logit_scale,
-            residual_m_step=residual_m_step, proj_init=proj_init,
+            num_centers=num_centers, clustering_cfg=clustering_cfg, mlp_ratio=mlp_ratio,
+            center_ffn_ratio=center_ffn_ratio, dispatch_mlp_ratio=dispatch_mlp_ratio,
             center_init_residual=center_init_residual, dispatch_sim=dispatch_sim,
-            dispatch_mode=dispatch_mode,
-            with_clustering=with_clustering, with_dispatch=with_dispatch,
-            qkv_bias=qkv_bias, fused_em=fused_em, drop_rate=drop_rate, with_cp=with_cp)
+            dispatch_mode=dispatch_mode, with_clustering=with_clustering,
+            with_dispatch=with_dispatch, drop_rate=drop_rate, with_cp=with_cp)
         self.stages = ModuleList()
         start = 0
         for i, depth in enumerate(depths):
@@ -371,10 +338,9 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
             self.add_module(f'norm{i}', build_norm_layer(norm_cfg, dims[i])[1])
         if out_centers:
             self.norm_centers = build_norm_layer(norm_cfg, dims[-1])[1]
-        self._stage_hw: Optional[List[Tuple[int, int]]] = None
         self.init_assignment_recording(
             [[blk.clustering for blk in stage.blocks] for stage in self.stages],
-            num_iters, record_assignments)
+            clustering_num_iters(clustering_cfg), record_assignments)
         self._freeze_stages()
 
     # ------------------------------------------------------------------ set-up
@@ -477,24 +443,16 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
         x = self.drop_after_pos(x)
         outs, hws = [], []
         for i, stage in enumerate(self.stages):
-            x, hw = stage(x, hw)
+            x, hw, centers = stage(x, hw)
             hws.append(hw)
             if i in self.out_indices:
                 out = getattr(self, f'norm{i}')(x)
                 outs.append(out.transpose(1, 2).reshape(x.shape[0], -1, *hw).contiguous())
-        self._stage_hw = hws
         self.set_assignment_shapes(hws)
         if self.out_centers:
-            outs.append(self.norm_centers(self.stages[-1].blocks[-1].centers))
+            outs.append(self.norm_centers(centers))
         return tuple(outs)
 
     # --------------------------------------------------------- explainability
     # assignment_maps(stage, block, iteration, hard), cluster_health() and
     # record_assignments come from AssignmentRecorder (mmcf/models/recording.py).
-
-    @property
-    def stage_shapes(self) -> List[Tuple[int, int]]:
-        """Feature sizes (H, W) of each stage in the last forward."""
-        if self._stage_hw is None:
-            raise RuntimeError('No forward has run yet')
-        return list(self._stage_hw)

@@ -1,20 +1,14 @@
-"""The trunk that the detection and panoptic heads share (§3.3).
+"""What the detection and panoptic heads share on top of the decoder trunk.
 
-:class:`ClusterFormerCenterHead` turns the backbone's maps and cluster
-centers into decoded centers and per-pixel mask features::
-
-    F, {I^l} = PixelDecoder(I^1..I^4)        # F: stride-4 per-pixel features
-    C^0      = CenterQueryInit(E | free | I)  # K centers (Table 6f)
-    for l in 1..L:                            # ClusterTransformerDecoder (§3.3)
-        C^l = RCA^l(I^(l mod 3) + pos, C^(l-1))  # Eq. 4, T iterations
-        C^l = SelfAttn(C^l); C^l = FFN(C^l)
-
-and gives every decoded set of centers class logits (a small FFN, sigmoid,
-§4.1.2) and mask logits (``<MLP(C_k), F_p>``, §4.1.4). It also holds the
-losses, Hungarian matching and point sampling the heads share. Each task
-head adds what is its own: :class:`~mmcf.models.detection.ClusterFormerDetHead`
-the box branch, :class:`~mmcf.models.detection.ClusterFormerPanopticHead`
-the stuff centers and Eq. 7.
+:class:`ClusterFormerCenterHead` composes the
+:class:`~mmcf.models.trunk.ClusterDecoderTrunk` (pixel decoder, six RCA
+decoder layers, centers started from the encoder's, Table 6f) and gives every
+decoded set of centers class logits (a small FFN, sigmoid, §4.1.2) and mask
+logits (``<MLP(C_k), F_p>``, §4.1.4). It also holds the losses, Hungarian
+matching and point sampling the heads share. Each task head adds what is its
+own: :class:`~mmcf.models.detection.ClusterFormerDetHead` the box branch,
+:class:`~mmcf.models.detection.ClusterFormerPanopticHead` the stuff centers
+and Eq. 7.
 """
 from __future__ import annotations
 
@@ -23,9 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import build_norm_layer
 from mmcv.ops import point_sample
-from mmdet.models.layers import SinePositionalEncoding
 from mmdet.models.utils import get_uncertain_point_coords_with_randomness
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.utils import reduce_mean
@@ -35,16 +27,14 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from ..clustering import Mlp
-from ..decoder import (CenterQueryInit, ClusterDecoderHeadMixin, ClusterTransformerDecoder,
-                       build_pixel_decoder, merge_legacy_decoder_cfg)
-from ..recording import AssignmentRecorder
+from ..trunk import ClusterDecoderTrunk, TrunkHeadMixin, TrunkOutput
 
 ASSIGN_PRIORS = ('none', 'mask')
 
 
-class ClusterFormerCenterHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseModule):
-    """Pixel decoder, center initialisation, ClusterFormer decoder, class and
-    mask predictions of every decoded set of centers (see the module
+class ClusterFormerCenterHead(TrunkHeadMixin, BaseModule):
+    """The decoder trunk (``self.trunk``), class and mask predictions of
+    every decoded set of centers, losses and matching (see the module
     docstring); not registered, the task heads are.
 
     Args:
@@ -57,19 +47,17 @@ class ClusterFormerCenterHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseM
             multi-scale outputs (strides 32, 16, 8) are the ``I^l`` of Eq. 4
             and its stride-4 output the mask features ``F``.
         transformer_decoder: ``dict(num_layers=6, layer_cfg=dict(...))``, see
-            :class:`~mmcf.models.decoder.ClusterTransformerDecoder`; the flat
-            ``num_layers=``, ``num_iters=``, ``head_dim=``, ``num_heads=``,
-            ``ffn_channels=``, ``dropout=``, ``center_update=``, ``m_step=``
-            of mmcf 0.1 still work, with a deprecation warning.
-        center_init: 'encoder' | 'free' | 'feature' (Table 6f, see
+            :class:`~mmcf.models.decoder.ClusterTransformerDecoder`.
+        center_init: 'encoder' | 'free' | 'feature' | 'mixed_selection' |
+            'scene_adaptive' (Table 6f, see
             :class:`~mmcf.models.decoder.CenterQueryInit`).
         encoder_channels: width of the encoder centers (default: the last of
             ``in_channels``).
         num_encoder_centers: K_enc of the backbone (100 for tiny / small).
         with_mask: predict masks.
         feat_pos: add a sine position encoding and a learned level embedding
-            to the clustered tokens, as the keys of Mask2Former's
-            cross-attention (Eq. 4 is silent on positions).
+            to the clustered tokens (:class:`~mmcf.models.trunk.
+            ClusterDecoderTrunk`).
         supervise_initial: also predict from the initial centers.
         assign_prior: how the E-steps of Eq. 4 weigh the pixels (§3.3 is
             open on it). ``'none'``: ``softmax_k(S_ki)`` over all pixels of
@@ -109,11 +97,8 @@ class ClusterFormerCenterHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseM
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  record_assignments: str = 'last',
-                 init_cfg: Optional[dict] = None,
-                 **legacy_decoder_args):
+                 init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        transformer_decoder = merge_legacy_decoder_cfg(
-            transformer_decoder, legacy_decoder_args, type(self).__name__)
         if len(in_channels) != 4:
             raise ValueError(f'{type(self).__name__} takes the four backbone maps '
                              f'(strides 4-32), got in_channels={list(in_channels)}')
@@ -133,29 +118,18 @@ class ClusterFormerCenterHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseM
             raise ValueError("assign_prior='mask' needs the mask branch (with_mask=True)")
         self.assign_prior = assign_prior
 
-        # --- pixel decoder ----------------------------------------------
-        self.pixel_decoder = build_pixel_decoder(pixel_decoder, self.in_channels, D, MODELS)
-        if not hasattr(self.pixel_decoder, 'num_encoder_levels'):
+        # --- pixel decoder, centers (Table 6f) and decoder (§3.3) -----------
+        self.trunk = ClusterDecoderTrunk(
+            self.in_channels, D, num_queries, MODELS, pixel_decoder=pixel_decoder,
+            transformer_decoder=transformer_decoder, center_init=center_init,
+            encoder_channels=encoder_channels, num_encoder_centers=num_encoder_centers,
+            feat_pos=feat_pos, record_assignments=record_assignments)
+        if not self.trunk.multi_scale_decoder:
             raise ValueError(f'{type(self).__name__} needs a multi-scale pixel decoder '
                              '(e.g. MSDeformAttnPixelDecoder), got '
-                             f'{type(self.pixel_decoder).__name__}')
-        self.num_levels = self.pixel_decoder.num_encoder_levels
-        if feat_pos:
-            self.positional_encoding = SinePositionalEncoding(num_feats=D // 2,
-                                                              normalize=True)
-            self.level_embed = nn.Embedding(self.num_levels, D)
-
-        # --- centers (Table 6f) and decoder (§3.3) -------------------------
-        self.query_init = CenterQueryInit(
-            center_init, num_queries, D,
-            encoder_channels=encoder_channels or self.in_channels[-1],
-            num_encoder_centers=num_encoder_centers)
-        self.query_pos = nn.Embedding(num_queries, D)
-        self.transformer_decoder = ClusterTransformerDecoder(D, **transformer_decoder)
-        self.num_layers = self.transformer_decoder.num_layers
-        self.out_norm = build_norm_layer(dict(type='LN'), D)[1]
-        self.init_assignment_recording(self.transformer_decoder.rca_modules,
-                                       self.transformer_decoder.num_iters, record_assignments)
+                             f'{type(self.trunk.pixel_decoder).__name__}')
+        self.num_levels = self.trunk.num_levels
+        self.num_layers = self.trunk.num_layers
 
         # --- class and mask predictions -------------------------------------
         self.cls_embed = Mlp(D, D, num_classes)  # "a small FFN" (§4.1.2)
@@ -187,79 +161,30 @@ class ClusterFormerCenterHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseM
 
     # ------------------------------------------------------------------ init
     def _reset_parameters(self) -> None:
-        """Xavier for the decoder, a 1% prior for the sigmoid classes (as
-        mmdet's sigmoid DETR heads), the Table 6f selection for the encoder
-        centers."""
-        self.transformer_decoder.reset_parameters()
+        """The trunk's init (Xavier decoder, level embedding, Table 6f
+        centers) and a 1% prior for the sigmoid classes (as mmdet's sigmoid
+        DETR heads)."""
+        self.trunk.reset_parameters()
         nn.init.constant_(self.cls_embed.fc2.bias, bias_init_with_prob(0.01))
-        if self.feat_pos:
-            nn.init.normal_(self.level_embed.weight)
-        self.query_init.reset_parameters()
 
     # --------------------------------------------------------------- decode
-    def _split_inputs(self, x: Sequence[Tensor]) -> Tuple[List[Tensor], Optional[Tensor]]:
-        name = type(self).__name__
-        if not isinstance(x, (list, tuple)) or len(x) < 4:
-            raise TypeError(f'{name} expects the tuple of the four backbone maps (and, for '
-                            'center_init="encoder", the centers last)')
-        centers = x[-1] if x[-1].dim() == 3 else None
-        maps = [t for t in x if t.dim() == 4]
-        if len(maps) != 4:
-            raise ValueError(f'expected 4 backbone maps (out_indices=(0, 1, 2, 3)), got '
-                             f'{len(maps)}')
-        for i, (m, ch) in enumerate(zip(maps, self.in_channels)):
-            if m.shape[1] != ch:
-                raise ValueError(f'backbone map {i} has {m.shape[1]} channels, the head '
-                                 f'was built with in_channels[{i}]={ch}')
-        return maps, centers
-
-    def _tokens(self, level: Tensor, index: int) -> Tensor:
-        """(B, D, h, w) -> (B, h*w, D), with position and level embedding."""
-        tokens = level.flatten(2).transpose(1, 2)
-        if self.feat_pos:
-            mask = level.new_zeros((level.shape[0], ) + level.shape[-2:], dtype=torch.bool)
-            pos = self.positional_encoding(mask).flatten(2).transpose(1, 2)
-            tokens = tokens + pos.to(tokens.dtype) + self.level_embed.weight[index]
-        return tokens
-
     #: whether the predictions read the decoder's assignment maps (a
     #: subclass that does says so); when not, the fused E/M step writes none
     reads_assignment_maps = False
 
-    def decode(self, x: Sequence[Tensor]
-               ) -> Tuple[List[Tensor], List[Optional[Tensor]], List[Tensor], Tensor]:
-        """Run the pixel decoder and the ClusterFormer decoder.
+    def decode(self, x: Sequence[Tensor]) -> TrunkOutput:
+        """Run the trunk (:class:`~mmcf.models.trunk.TrunkOutput`: every
+        decoded set of centers, the initial ones first, their assignment maps
+        and clustered sizes, the mask features), with the mask prior of
+        ``assign_prior='mask'``."""
+        prior_fn = self._mask_prior if self.assign_prior == 'mask' else None
+        return self.trunk(x, prior_fn=prior_fn, return_maps=self.reads_assignment_maps,
+                          owner=type(self).__name__)
 
-        Returns, for every supervised set of centers (the initial ones when
-        ``supervise_initial``, then every decoder layer; the LAST is final):
-        the centers (B, K, D), the layer's last assignment map (B, heads, K,
-        h*w) or None for the initial centers, and the (h, w) of the level
-        it clustered; then the stride-4 mask features F (B, D, H/4, W/4).
-        """
-        maps, enc_centers = self._split_inputs(x)
-        mask_feature, levels = self.pixel_decoder(maps)
-        levels = list(levels)
-        B = mask_feature.shape[0]
-        centers = self.query_init(enc_centers, levels[0])
-        pos = self.query_pos.weight.unsqueeze(0).expand(B, -1, -1).to(centers.dtype)
-        decoder = self.transformer_decoder
-        outs, assigns, shapes = [], [], []
-        if self.supervise_initial:
-            outs.append(centers)
-            assigns.append(None)
-            shapes.append(tuple(levels[0].shape[-2:]))
-        tokens = [self._tokens(lvl, j) for j, lvl in enumerate(levels)]
-        prior_fn = None
-        if self.assign_prior == 'mask':
-            def prior_fn(level: int, current: Tensor) -> Tensor:
-                return self._mask_prior(current, mask_feature, levels[level].shape[-2:])
-        for i, centers, assign in decoder(tokens, centers, pos, prior_fn=prior_fn,
-                                          return_maps=self.reads_assignment_maps):
-            outs.append(centers)
-            assigns.append(assign)
-            shapes.append(tuple(levels[decoder.level_index(i, len(levels))].shape[-2:]))
-        self.set_assignment_shapes(shapes[-self.num_layers:])
-        return outs, assigns, shapes, mask_feature
+    def supervised(self, out: TrunkOutput) -> range:
+        """Indices of the supervised entries of ``out.centers``: the initial
+        centers' when ``supervise_initial``, then every decoder layer's."""
+        return range(0 if self.supervise_initial else 1, len(out.centers))
 
     def _mask_prior(self, centers: Tensor, mask_feature: Tensor,
                     size: Tuple[int, int]) -> Tensor:
@@ -267,7 +192,7 @@ class ClusterFormerCenterHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseM
         to a level of ``size`` (h, w), detached: the (B, h*w, K) E-step
         prior of ``assign_prior='mask'``."""
         with torch.no_grad():
-            masks = self._mask_logits(self.out_norm(centers), mask_feature)
+            masks = self._mask_logits(self.trunk.out_norm(centers), mask_feature)
             masks = F.interpolate(masks.float(), size=tuple(size), mode='bilinear',
                                   align_corners=False)
             return F.logsigmoid(masks).flatten(2).transpose(1, 2)
@@ -276,7 +201,7 @@ class ClusterFormerCenterHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseM
                         ) -> Tuple[Tensor, Optional[Tensor], Tensor]:
         """Class logits (B, K, C), mask logits (B, K, H/4, W/4) or None
         without masks, and the normed centers the predictions read."""
-        dec = self.out_norm(centers)
+        dec = self.trunk.out_norm(centers)
         cls_scores = self.cls_embed(dec)
         mask_preds = None
         if self.with_mask:

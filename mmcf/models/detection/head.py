@@ -33,6 +33,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from ..clustering import Mlp
+from .boxes import cluster_boxes, mask_boxes
 from .center_head import ClusterFormerCenterHead
 
 BOX_REFS = ('mask', 'cluster', 'none')
@@ -43,9 +44,7 @@ def _default_train_cfg(with_mask: bool) -> dict:
     """The match costs: focal class cost (x2) with, for the instance head,
     Mask2Former's mask costs (BCE x5, dice x5) and, for the detection-only
     head, §4.1.2's box costs (L1 x5, GIoU x2). With masks the boxes are left
-    out of the matching: measured on the instance demo (docs/en/
-    head_comparison.md), matching on boxes as well lowered segm AP from 13.4
-    to 11.0 (seed 0)."""
+    out of the matching (the measurement: docs/en/head_comparison.md)."""
     costs = [dict(type='FocalLossCost', weight=2.0)]
     if with_mask:
         costs += [
@@ -65,10 +64,8 @@ def default_loss_cls() -> dict:
     """§4.1.2's binary cross-entropy of the classes, in its focal form
     (DINO's, the detector Table 2 compares with): sigmoid BCE with the
     ``(1 - p_t)^2`` modulation and ``alpha = 0.25``, x2. Plain BCE
-    (``CrossEntropyLoss(use_sigmoid=True)``) is the literal reading; on the
-    instance demo its loss stayed near 5 after 1000 iterations, most of the
-    total, and gave bbox / segm AP 4.1 / 10.8 against 6.8 / 11.0 (seed 0,
-    docs/en/head_comparison.md)."""
+    (``CrossEntropyLoss(use_sigmoid=True)``) is the literal reading; the focal
+    form trained better on the instance demo (docs/en/head_comparison.md)."""
     return dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=2.0)
 
 
@@ -77,19 +74,14 @@ class ClusterFormerDetHead(ClusterFormerCenterHead):
     """ClusterFormer detection / instance segmentation head (§3.3, §4.1.2,
     §4.1.4).
 
-    **Pixel decoder.** ``pixel_decoder`` is mmdet's
-    ``MSDeformAttnPixelDecoder`` (as Mask2Former's); its multi-scale outputs
-    (strides 32, 16, 8) are the ``I^l`` of Eq. 4 and its stride-4 output the
-    mask features ``F``.
-
-    **Decoder.** ``transformer_decoder`` configures a
-    :class:`~mmcf.models.decoder.ClusterTransformerDecoder`: ``num_layers``
-    (6) layers, each an RCA layer of Eq. 4 with ``T = layer_cfg.num_iters``
-    (3) EM iterations, then self-attention among the instance centers and an
-    FFN. Layer ``l`` clusters level ``l mod L`` (coarse to fine, round
-    robin). With ``feat_pos`` (default) the clustered tokens carry a sine
-    position encoding plus a learned level embedding, as the keys of
-    Mask2Former's cross-attention do: Eq. 4 is silent on positions, but a box
+    **Trunk.** mmdet's ``MSDeformAttnPixelDecoder`` (as Mask2Former's; its
+    maps at strides 32, 16, 8 are the ``I^l`` of Eq. 4, its stride-4 output
+    the mask features ``F``), then ``transformer_decoder.num_layers`` (6)
+    layers, each an RCA layer of Eq. 4 with T (3) EM iterations,
+    self-attention among the instance centers and an FFN
+    (:class:`~mmcf.models.trunk.ClusterDecoderTrunk`). With ``feat_pos``
+    (default) the clustered tokens carry a sine position encoding plus a
+    learned level embedding: Eq. 4 is silent on positions, but a box
     regressor needs to know where its cluster lies.
 
     **Instance centers.** ``num_queries`` (100, §4.1.2) centers, initialised
@@ -100,7 +92,8 @@ class ClusterFormerDetHead(ClusterFormerCenterHead):
 
     **Predictions** from every layer's centers: class logits through a small
     FFN, trained with binary cross-entropy (sigmoid, no background class;
-    §4.1.2) in its focal form by default (:func:`default_loss_cls`); boxes ``sigmoid(FFN(C))`` as (cx, cy, w, h) relative to the image,
+    §4.1.2) in its focal form by default (:func:`default_loss_cls`); boxes
+    ``sigmoid(FFN(C))`` as (cx, cy, w, h) relative to the image,
     trained with L1 (x5) + GIoU (x2); with ``with_mask`` mask logits
     ``<MLP(C_k), F_p>`` trained with binary cross-entropy + dice (§4.1.4) on
     ``num_points`` points chosen by uncertainty (Mask2Former's point loss).
@@ -121,9 +114,8 @@ class ClusterFormerDetHead(ClusterFormerCenterHead):
       with those moments.
     * ``'none'``: ``box = sigmoid(FFN(C))``, DETR's absolute regression.
 
-    The initial centers have neither, and use ``'none'``. With absolute
-    regression the CPU demo learned boxes far more slowly than masks (bbox AP
-    0.4 against segm AP 11.8 after 1000 iterations).
+    The initial centers have neither, and use ``'none'`` (absolute
+    regression learns boxes far more slowly than masks: docs/en/detection.md).
 
     **Matching.** ``train_cfg.assigner`` (mmdet's ``HungarianAssigner``)
     with the match costs in the config (default: focal class cost with the
@@ -139,40 +131,18 @@ class ClusterFormerDetHead(ClusterFormerCenterHead):
     mask, as in Mask2Former. ``test_cfg.box_source`` chooses the output
     boxes: ``'mask'`` (default with masks), the tight box of each output
     mask, as Mask2Former's instance output; ``'regress'`` (default and only
-    choice without masks), the box branch. On the instance demo the mask
-    boxes gave bbox AP 7.8 / 9.2 / 9.5 where the box branch gave 4.1 / 6.8 /
-    7.3 (three head variants, seed 0): the branch regresses from a stride-4
-    mask box and does not reach the full-resolution mask's precision in
-    1000 iterations.
+    choice without masks), the box branch, which regresses from a stride-4
+    mask box and does not reach the full-resolution mask's precision
+    (measured: docs/en/head_comparison.md).
 
     Args:
         in_channels: channels of the four backbone maps.
         num_classes: number of (thing) classes.
-        feat_channels: decoder width D.
-        num_queries: number of instance centers K.
-        pixel_decoder: config of the pixel decoder.
-        transformer_decoder: ``dict(num_layers=6, layer_cfg=dict(...))``,
-            see :class:`~mmcf.models.decoder.ClusterTransformerDecoder`. The
-            flat ``num_layers=``, ``num_iters=``, ``head_dim=``,
-            ``num_heads=``, ``ffn_channels=``, ``dropout=``,
-            ``center_update=``, ``m_step=`` of mmcf 0.1 still work, with a
-            deprecation warning.
-        center_init: 'encoder' | 'free' | 'feature' (Table 6f).
-        encoder_channels: width of the encoder centers (default: the last of
-            ``in_channels``).
-        num_encoder_centers: K_enc of the backbone (100 for tiny / small).
         with_mask: predict instance masks (§4.1.4).
         box_ref: 'mask' | 'cluster' | 'none' (see above; default 'mask' with
             ``with_mask``, else 'cluster').
-        record_assignments: 'none' | 'last' | 'all': in eval mode, record each
-            decoder layer's pixel-to-instance-center assignment maps for
-            :mod:`mmcf.visualization` (``assignment_maps(stage=layer)``).
-        feat_pos: add position and level embeddings to the clustered tokens.
-        supervise_initial: also supervise the initial centers' predictions.
-        assign_prior: 'none' | 'mask', the E-step prior of the decoder (see
-            :class:`~mmcf.models.detection.center_head.ClusterFormerCenterHead`).
-        loss_cls / loss_bbox / loss_iou / loss_mask / loss_dice: mmdet losses
-            (``loss_cls`` default: :func:`default_loss_cls`).
+        loss_cls / loss_bbox / loss_iou: mmdet losses (``loss_cls`` default:
+            :func:`default_loss_cls`).
         train_cfg: ``assigner`` and the point-loss settings ``num_points``,
             ``oversample_ratio``, ``importance_sample_ratio``; keys not given
             keep their defaults (match costs: focal class 2 with mask BCE 5
@@ -182,50 +152,38 @@ class ClusterFormerDetHead(ClusterFormerCenterHead):
             output boxes, ``'mask'`` (default with masks: the tight box of
             each output mask, as Mask2Former's instance output) or
             ``'regress'`` (the box branch; the default without masks).
+        **kwargs: the arguments of
+            :class:`~mmcf.models.detection.center_head.ClusterFormerCenterHead`
+            (``feat_channels``, ``num_queries``, ``pixel_decoder``,
+            ``transformer_decoder``, ``center_init``, ``encoder_channels``,
+            ``num_encoder_centers``, ``feat_pos``, ``supervise_initial``,
+            ``assign_prior``, ``loss_mask``, ``loss_dice``,
+            ``record_assignments``, ``init_cfg``), as the panoptic head
+            takes them.
     """
     def __init__(self,
                  in_channels: Sequence[int],
                  num_classes: int,
-                 feat_channels: int = 256,
-                 num_queries: int = 100,
-                 pixel_decoder: Optional[dict] = None,
-                 transformer_decoder: Optional[dict] = None,
-                 center_init: str = 'encoder',
-                 encoder_channels: Optional[int] = None,
-                 num_encoder_centers: int = 100,
                  with_mask: bool = True,
                  box_ref: Optional[str] = None,
-                 feat_pos: bool = True,
-                 supervise_initial: bool = True,
-                 assign_prior: str = 'none',
                  loss_cls: Optional[dict] = None,
                  loss_bbox: Optional[dict] = None,
                  loss_iou: Optional[dict] = None,
-                 loss_mask: Optional[dict] = None,
-                 loss_dice: Optional[dict] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
-                 record_assignments: str = 'last',
-                 init_cfg: Optional[dict] = None,
-                 **legacy_decoder_args):
+                 **kwargs):
         box_ref = box_ref or ('mask' if with_mask else 'cluster')
         if box_ref == 'mask' and not with_mask:
             raise ValueError("box_ref='mask' needs the mask branch (with_mask=True)")
         if box_ref not in BOX_REFS:
             raise ValueError(f'box_ref must be one of {BOX_REFS}, got {box_ref!r}')
         super().__init__(
-            in_channels, num_classes, feat_channels=feat_channels, num_queries=num_queries,
-            pixel_decoder=pixel_decoder, transformer_decoder=transformer_decoder,
-            center_init=center_init, encoder_channels=encoder_channels,
-            num_encoder_centers=num_encoder_centers, with_mask=with_mask, feat_pos=feat_pos,
-            supervise_initial=supervise_initial, assign_prior=assign_prior,
-            loss_cls=loss_cls or default_loss_cls(), loss_mask=loss_mask,
-            loss_dice=loss_dice,
+            in_channels, num_classes, with_mask=with_mask,
+            loss_cls=loss_cls or default_loss_cls(),
             train_cfg={**_default_train_cfg(with_mask), **(train_cfg or {})},
-            test_cfg=test_cfg or dict(max_per_img=100, mask_thr=0.5),
-            record_assignments=record_assignments, init_cfg=init_cfg, **legacy_decoder_args)
+            test_cfg=test_cfg or dict(max_per_img=100, mask_thr=0.5), **kwargs)
         self.box_ref = box_ref
-        self.reg_embed = Mlp(feat_channels, feat_channels, 4)
+        self.reg_embed = Mlp(self.feat_channels, self.feat_channels, 4)
         self.loss_bbox = MODELS.build(loss_bbox or dict(type='L1Loss', loss_weight=5.0))
         self.loss_iou = MODELS.build(loss_iou or dict(type='GIoULoss', loss_weight=2.0))
         if not with_mask:
@@ -245,47 +203,6 @@ class ClusterFormerDetHead(ClusterFormerCenterHead):
         nn.init.zeros_(self.reg_embed.fc2.bias)
 
     # --------------------------------------------------------------- forward
-    @staticmethod
-    def _cluster_boxes(assign: Tensor, hw: Tuple[int, int], extent: Tensor) -> Tensor:
-        """Boxes (B, K, 4), normalised (cx, cy, w, h), from the moments of
-        each center's assignment map ``assign`` (B, heads, K, h*w) over the
-        token grid ``hw``. ``extent`` (B, 2) is the padded input size over
-        the image size (x, y): token coordinates are fractions of the padded
-        input, boxes fractions of the image."""
-        h, w = hw
-        m = assign.float().mean(1)  # (B, K, N)
-        m = m / m.sum(-1, keepdim=True).clamp_min(1e-6)
-        ys = (torch.arange(h, device=m.device, dtype=m.dtype) + 0.5) / h
-        xs = (torch.arange(w, device=m.device, dtype=m.dtype) + 0.5) / w
-        gx = xs.repeat(h)[None, None] * extent[:, None, None, 0]
-        gy = ys.repeat_interleave(w)[None, None] * extent[:, None, None, 1]
-        mx, my = (m * gx).sum(-1), (m * gy).sum(-1)
-        sx = ((m * (gx - mx[..., None])**2).sum(-1)).clamp_min(1e-8).sqrt()
-        sy = ((m * (gy - my[..., None])**2).sum(-1)).clamp_min(1e-8).sqrt()
-        box = torch.stack([mx, my, sx * 12**0.5, sy * 12**0.5], dim=-1)
-        return box.clamp(1e-3, 1 - 1e-3)
-
-    @staticmethod
-    def _mask_boxes(mask_logits: Tensor, fallback: Tensor, extent: Tensor) -> Tensor:
-        """Boxes (B, K, 4), normalised (cx, cy, w, h), around the pixels
-        of each mask (B, K, h, w) with ``sigmoid > 0.5`` (cell edges of the
-        mask grid); ``fallback`` boxes for empty masks."""
-        B, K, h, w = mask_logits.shape
-        fg = mask_logits > 0
-        cols, rows = fg.any(dim=2), fg.any(dim=3)  # (B, K, w), (B, K, h)
-        xs = torch.arange(w, device=fg.device)
-        ys = torch.arange(h, device=fg.device)
-        big = max(h, w) + 1
-        x1 = torch.where(cols, xs, big).amin(-1).float() / w
-        x2 = (torch.where(cols, xs, -1).amax(-1).float() + 1) / w
-        y1 = torch.where(rows, ys, big).amin(-1).float() / h
-        y2 = (torch.where(rows, ys, -1).amax(-1).float() + 1) / h
-        ex, ey = extent[:, None, 0], extent[:, None, 1]
-        box = torch.stack([(x1 + x2) / 2 * ex, (y1 + y2) / 2 * ey, (x2 - x1) * ex,
-                           (y2 - y1) * ey], dim=-1).clamp(1e-3, 1 - 1e-3)
-        empty = ~cols.any(-1)
-        return torch.where(empty[..., None], fallback.to(box.dtype), box)
-
     def _forward_head(self, centers: Tensor, mask_feature: Tensor,
                       ref: Optional[Tensor] = None, extent: Optional[Tensor] = None
                       ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
@@ -294,7 +211,7 @@ class ClusterFormerDetHead(ClusterFormerCenterHead):
         given), mask logits (B, K, H/4, W/4) or None."""
         cls_scores, mask_preds, dec = self.class_and_masks(centers, mask_feature)
         if mask_preds is not None and self.box_ref == 'mask' and ref is not None:
-            ref = self._mask_boxes(mask_preds.detach(), ref, extent)
+            ref = mask_boxes(mask_preds.detach(), ref, extent)
         delta = self.reg_embed(dec)
         if ref is not None:
             # in float32: under bf16 autocast a reference of 1 - 1e-3 rounds to
@@ -325,14 +242,14 @@ class ClusterFormerDetHead(ClusterFormerCenterHead):
         """Per supervised prediction (initial centers if
         ``supervise_initial``, then every decoder layer; the LAST is final):
         lists of class logits, boxes and mask logits."""
-        centers_list, assigns, shapes, mask_feature = self.decode(x)
-        extent = self._extent(batch_data_samples, mask_feature)
+        out = self.decode(x)
+        extent = self._extent(batch_data_samples, out.mask_feature)
         outs = []
-        for centers, assign, hw in zip(centers_list, assigns, shapes):
-            ref = None
+        for i in self.supervised(out):
+            ref, assign = None, out.assignments[i]
             if assign is not None and self.box_ref != 'none':
-                ref = self._cluster_boxes(assign, hw, extent)
-            outs.append(self._forward_head(centers, mask_feature, ref, extent))
+                ref = cluster_boxes(assign, out.shapes[i], extent)
+            outs.append(self._forward_head(out.centers[i], out.mask_feature, ref, extent))
         cls_list, box_list, mask_list = (list(t) for t in zip(*outs))
         return cls_list, box_list, mask_list
 

@@ -150,9 +150,10 @@ class ClusterFormerPanopticHead(ClusterFormerCenterHead):
         test_cfg: the fusion settings (see
             :class:`~mmcf.models.detection.ClusterFormerPanopticFusionHead`);
             the detector's ``test_cfg`` replaces it, as in mmdet.
-        **kwargs: the trunk's arguments (:class:`~mmcf.models.detection.
-            center_head.ClusterFormerCenterHead`: ``feat_channels``,
-            ``pixel_decoder``, ``transformer_decoder``, ``center_init``, ...).
+        **kwargs: the arguments of
+            :class:`~mmcf.models.detection.center_head.ClusterFormerCenterHead`
+            (``feat_channels``, ``pixel_decoder``, ``transformer_decoder``,
+            ``center_init``, ...), as the detection head takes them.
     """
 
     def __init__(self,
@@ -211,10 +212,11 @@ class ClusterFormerPanopticHead(ClusterFormerCenterHead):
         """Class logits (B, K, C) and mask logits (B, K, H/4, W/4) of every
         supervised prediction (the last is final; K = thing + stuff centers),
         and the mask features F (B, D, H/4, W/4)."""
-        centers_list, _, _, feature = self.decode(x)
+        out = self.decode(x)
+        feature = out.mask_feature
         cls_list, mask_list = [], []
-        for centers in centers_list:
-            cls, masks, _ = self.class_and_masks(centers, feature)
+        for i in self.supervised(out):
+            cls, masks, _ = self.class_and_masks(out.centers[i], feature)
             cls_list.append(cls)
             mask_list.append(masks)
         return cls_list, mask_list, feature

@@ -17,51 +17,37 @@ last one.
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import build_norm_layer
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
-from mmseg.models.losses import DiceLoss, accuracy
-from mmseg.models.utils import resize
+from mmseg.models.losses import DiceLoss
 from mmseg.registry import MODELS
 from torch import Tensor
 
 from ..clustering import Mlp
-from ..decoder import (LEGACY_DECODER_KEYS, CenterQueryInit, ClusterDecoderHeadMixin,
-                       ClusterTransformerDecoder, build_pixel_decoder,
-                       merge_legacy_decoder_cfg)
-from ..recording import AssignmentRecorder
+from ..trunk import ClusterDecoderTrunk, TrunkHeadMixin
+from ..utils import resize_bilinear
 
 SIMILARITIES = ('dot', 'cosine')
+DICE_MODES = ('image', 'class')
+AUX_RESOLUTIONS = ('label', 'logits')
 
 
 @MODELS.register_module()
-class ClusterFormerHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseDecodeHead):
+class ClusterFormerHead(TrunkHeadMixin, BaseDecodeHead):
     """ClusterFormer decode head (§3.3 "Adaptation to ... Segmentation").
 
-    **Pixel decoder.** ``pixel_decoder`` is any OpenMMLab pixel decoder that
-    returns ``(mask_feature, extra)``; ``in_channels``, ``feat_channels`` and
-    ``out_channels`` are filled in from this head. Two kinds are supported:
-
-    * multi-scale, e.g. ``type='mmdet.MSDeformAttnPixelDecoder'`` (default):
-      ``extra`` is its list of multi-scale maps (strides 32, 16, 8), used as
-      the ``I^l`` of Eq. 4.
-    * single-output, e.g. the FPN-style ``type='mmdet.PixelDecoder'``: the
-      ``I^l`` are made, as Eq. 4 says, by average pooling the stride-4
-      ``mask_feature`` to ``num_levels`` coarser maps (strides 32, 16, 8 for
-      the default 3).
-
-    **Transformer decoder.** ``transformer_decoder`` configures a
-    :class:`~mmcf.models.decoder.ClusterTransformerDecoder`: ``num_layers``
-    (6, §3.3) layers of :class:`~mmcf.models.decoder.ClusterDecoderLayer`,
-    each one RCA layer of Eq. 4 with ``T = layer_cfg.num_iters`` (3)
-    iterations, then self-attention and an FFN. Layer ``l``
-    clusters the pixel features of level ``l mod L`` (coarse to fine, in
-    round robin), so the stack walks the feature hierarchy as Eq. 4 does.
-    RCA layers are not shared across layers (§3.2).
+    **Trunk.** Pixel decoder, initial centers, decoder layers and their
+    assignment recorder are the :class:`~mmcf.models.trunk.
+    ClusterDecoderTrunk` every head shares (``self.trunk``): any OpenMMLab
+    pixel decoder (multi-scale as mmdet's ``MSDeformAttnPixelDecoder``, the
+    default, or single-output as the FPN-style ``PixelDecoder``, pooled to
+    ``num_levels`` levels), then ``transformer_decoder.num_layers`` (6,
+    §3.3) layers of :class:`~mmcf.models.decoder.ClusterDecoderLayer`, each
+    one RCA layer of Eq. 4, self-attention and an FFN.
 
     **Centers.** There are ``num_classes`` centers, one per class (§4.1.3);
     their initialisation ``center_init`` follows Table 6f:
@@ -103,6 +89,25 @@ class ClusterFormerHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseDecodeH
     otherwise count the predictions at ignored pixels). A batch that is all
     ``ignore_index`` gives finite zero cross-entropy and dice terms.
 
+    **Where the auxiliary losses are computed** (``aux_resolution``). The
+    final prediction is always scored at the labels' size (logits upsampled,
+    as mmseg's heads do). ``'label'`` (default) upsamples every supervised
+    prediction so; ``'logits'`` scores the non-final ones at their own
+    stride-4 size against the labels resized by nearest neighbour (a label
+    map 16 times smaller, as Mask2Former scores its masks on sampled points
+    rather than on the full image): deep supervision at a fraction of the
+    cost, which the paper does not specify.
+
+    **Dice** (``dice_mode``). §4.1.3 adds "an auxiliary dice loss" following
+    Mask2Former [17], whose dice is computed per mask, i.e. per class for
+    semantic segmentation. ``'image'`` (default) is mmseg's ``DiceLoss`` as
+    it is: one dice over all classes and pixels of an image, which the large
+    classes dominate. ``'class'`` is Mask2Former's reading: one dice per
+    class present in the image (its soft mask ``p_c`` against the class's
+    mask), averaged over the (image, class) pairs, so a thin class counts as
+    much as the road; the DiceLoss's ``use_sigmoid``, ``naive_dice``,
+    ``eps`` and ``loss_weight`` apply as they do per image.
+
     **Bad labels** are refused with a ``ValueError``: a label value outside
     ``0..num_classes-1`` that is not ``ignore_index`` (naming the value and
     the number of classes), and a label map whose size differs from its
@@ -118,15 +123,11 @@ class ClusterFormerHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseDecodeH
         pixel_decoder: config of the pixel decoder (see above).
         num_levels: number of pooled levels for single-output decoders.
         transformer_decoder: ``dict(num_layers=6, layer_cfg=dict(...))``
-            with the decoder layers' ``num_iters`` (T, 3), ``head_dim`` (32,
-            as the encoder), ``num_heads`` (self-attention among centers),
-            ``ffn_channels``, ``dropout``, ``center_update``, ``m_step``,
-            ``cluster_logits``, ``logit_scale``, ``residual_m_step``,
-            ``norm_cfg``, ``act_cfg``; see
-            :class:`~mmcf.models.decoder.ClusterTransformerDecoder`. The flat
-            keys of mmcf 0.1 (``num_layers=``, ``num_iters=``, ...,
-            ``transformer_norm_cfg=``, ``transformer_act_cfg=``) still work,
-            with a deprecation warning.
+            with the decoder layers' ``num_heads`` (self-attention among
+            centers), ``ffn_channels``, ``dropout``, ``norm_cfg``,
+            ``act_cfg`` and ``clustering_cfg`` (the RCA: ``num_iters`` (T,
+            3), ``head_dim`` (32, as the encoder), ``logits``, ...); see
+            :class:`~mmcf.models.decoder.ClusterTransformerDecoder`.
         center_init: 'encoder' | 'free' | 'feature' (Table 6f).
         encoder_channels: width C_enc of the encoder centers (default: the
             last of ``in_channels``).
@@ -135,8 +136,8 @@ class ClusterFormerHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseDecodeH
         deep_supervision: supervise every decoder layer.
         supervise_initial: also supervise the initial centers.
         aux_loss_weight: factor on the losses of the non-final predictions.
-        transformer_norm_cfg / transformer_act_cfg: norm and activation of
-            the decoder layers.
+        dice_mode: 'image' | 'class' (see **Dice**).
+        aux_resolution: 'label' | 'logits' (see above).
         record_assignments: 'none' | 'last' | 'all': in eval mode, record
             each decoder layer's pixel-to-class-center assignment maps (last
             EM iteration, or all), read by ``assignment_maps(stage=layer)``
@@ -159,15 +160,18 @@ class ClusterFormerHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseDecodeH
                  deep_supervision: bool = True,
                  supervise_initial: bool = True,
                  aux_loss_weight: float = 1.0,
+                 dice_mode: str = 'image',
+                 aux_resolution: str = 'label',
                  record_assignments: str = 'last',
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  **kwargs):
         if similarity not in SIMILARITIES:
             raise ValueError(f'similarity must be one of {SIMILARITIES}, got {similarity!r}')
-        transformer_decoder = merge_legacy_decoder_cfg(
-            transformer_decoder,
-            {k: kwargs.pop(k) for k in list(kwargs) if k in LEGACY_DECODER_KEYS},
-            type(self).__name__)
+        if dice_mode not in DICE_MODES:
+            raise ValueError(f'dice_mode must be one of {DICE_MODES}, got {dice_mode!r}')
+        if aux_resolution not in AUX_RESOLUTIONS:
+            raise ValueError(f'aux_resolution must be one of {AUX_RESOLUTIONS}, got '
+                             f'{aux_resolution!r}')
         if isinstance(in_channels, int) or isinstance(in_index, int):
             raise TypeError('ClusterFormerHead takes several backbone maps: in_channels and '
                             'in_index must be sequences (e.g. [96, 192, 384, 768], [0, 1, 2, 3])')
@@ -192,98 +196,33 @@ class ClusterFormerHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseDecodeH
         self.deep_supervision = deep_supervision
         self.supervise_initial = supervise_initial
         self.aux_loss_weight = aux_loss_weight
-
-        # --- pixel decoder -------------------------------------------------
-        pixel_decoder = dict(pixel_decoder or dict(type='mmdet.MSDeformAttnPixelDecoder'))
-        kind = pixel_decoder.get('type')
-        if isinstance(kind, str) and '.' not in kind and MODELS.get(kind) is None:
-            # mmdet's pixel decoders by their mmdet name, as the detection
-            # heads' configs write them
-            pixel_decoder['type'] = 'mmdet.' + kind
-        self.pixel_decoder = build_pixel_decoder(pixel_decoder, in_channels, D, MODELS)
-        # mmdet's MSDeformAttnPixelDecoder (and its kin) return multi-scale
-        # maps; FPN-style decoders return (mask_feature, memory).
-        self.multi_scale_decoder = hasattr(self.pixel_decoder, 'num_encoder_levels')
-        if not self.multi_scale_decoder and num_levels < 1:
-            raise ValueError(f'num_levels must be >= 1, got {num_levels}')
-        self.num_levels = (self.pixel_decoder.num_encoder_levels
-                           if self.multi_scale_decoder else num_levels)
-
-        # --- initial centers (Table 6f) -----------------------------------
-        K = num_classes
-        self.encoder_channels = encoder_channels or in_channels[-1]
-        self.query_init = CenterQueryInit(
-            center_init, K, D, encoder_channels=self.encoder_channels,
-            num_encoder_centers=num_encoder_centers)
-        self.center_pos = nn.Embedding(K, D)
-
-        # --- transformer decoder (§3.3) ----------------------------------
-        self.transformer_decoder = ClusterTransformerDecoder(D, **transformer_decoder)
-        self.num_layers = self.transformer_decoder.num_layers
-        norm_cfg = transformer_decoder['layer_cfg'].get('norm_cfg') or dict(type='LN')
-        self.out_norm = build_norm_layer(norm_cfg, D)[1]
+        self.dice_mode = dice_mode
+        self.aux_resolution = aux_resolution
+        # K = num_classes class centers (Table 6f init), decoder (§3.3)
+        self.trunk = ClusterDecoderTrunk(
+            in_channels, D, num_classes, MODELS, in_index=in_index,
+            pixel_decoder=pixel_decoder, num_levels=num_levels,
+            transformer_decoder=transformer_decoder, center_init=center_init,
+            encoder_channels=encoder_channels, num_encoder_centers=num_encoder_centers,
+            record_assignments=record_assignments)
+        self.num_layers = self.trunk.num_layers
         self.center_embed = Mlp(D, D, D)
         if similarity == 'cosine':
             self.logit_scale = nn.Parameter(torch.tensor(math.log(10.0)))
-        self.init_assignment_recording(self.transformer_decoder.rca_modules,
-                                       self.transformer_decoder.num_iters, record_assignments)
         self._reset_parameters()
 
     # ------------------------------------------------------------------ init
     def _reset_parameters(self) -> None:
-        """Xavier for the decoder's matrices (as Mask2Former's decoder), and
-        the selection init of the encoder-center map ``W`` (Table 6f)."""
-        self.transformer_decoder.reset_parameters()
+        """The trunk's init (Xavier decoder, Table 6f centers) and Xavier for
+        the class-center embedding."""
+        self.trunk.reset_parameters()
         for p in self.center_embed.parameters():
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
-        self.query_init.reset_parameters()
 
     # --------------------------------------------------------------- forward
-    def _split_inputs(self, inputs: Sequence[Tensor]
-                      ) -> Tuple[List[Tensor], Optional[Tensor]]:
-        if not isinstance(inputs, (list, tuple)) or not inputs:
-            raise TypeError('ClusterFormerHead expects the tuple of backbone outputs')
-        centers = inputs[-1] if inputs[-1].dim() == 3 else None
-        maps = [inputs[i] for i in self.in_index]
-        for i, m, ch in zip(self.in_index, maps, self.in_channels):
-            if m.dim() != 4:
-                raise ValueError(
-                    f'backbone output {i} has shape {tuple(m.shape)}, not an NCHW map: '
-                    'in_index must select the feature maps (the centers are read from '
-                    'the last output)')
-            if m.shape[1] != ch:
-                raise ValueError(f'backbone output {i} has {m.shape[1]} channels, the head '
-                                 f'was built with in_channels[{self.in_index.index(i)}]={ch}')
-        return maps, centers
-
-    def _pixel_decode(self, maps: List[Tensor], batch_img_metas: Optional[List[dict]]
-                      ) -> Tuple[Tensor, List[Tensor]]:
-        if self.multi_scale_decoder:
-            mask_feature, levels = self.pixel_decoder(maps)
-            return mask_feature, list(levels)
-        metas = self._decoder_metas(maps, batch_img_metas)
-        mask_feature, _ = self.pixel_decoder(maps, metas)
-        # Eq. 4: I^l by standard pooling to H/2^l x W/2^l, coarse to fine
-        levels = [F.avg_pool2d(mask_feature, 2 ** (self.num_levels - i), ceil_mode=True)
-                  for i in range(self.num_levels)]
-        return mask_feature, levels
-
-    @staticmethod
-    def _decoder_metas(maps: List[Tensor], batch_img_metas: Optional[List[dict]]
-                       ) -> List[dict]:
-        """Image metas for pixel decoders that build padding masks from them."""
-        B = maps[0].shape[0]
-        full = (maps[0].shape[-2] * 4, maps[0].shape[-1] * 4)
-        metas = [dict(m) for m in (batch_img_metas or [{}] * B)]
-        for m in metas:
-            m.setdefault('batch_input_shape', tuple(m.get('pad_shape', full))[:2])
-            m.setdefault('img_shape', m['batch_input_shape'])
-            m['img_shape'] = tuple(m['img_shape'])[:2]
-        return metas
-
     def _class_scores(self, centers: Tensor, mask_feature: Tensor) -> Tensor:
-        emb = self.center_embed(self.out_norm(centers))  # (B, K, D)
+        emb = self.center_embed(self.trunk.out_norm(centers))  # (B, K, D)
         if self.similarity == 'cosine':
             emb = F.normalize(emb, dim=-1)
             mask_feature = F.normalize(mask_feature, dim=1)
@@ -304,23 +243,13 @@ class ClusterFormerHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseDecodeH
         """
         if all_layers is None:
             all_layers = self.training
-        maps, enc_centers = self._split_inputs(inputs)
-        mask_feature, levels = self._pixel_decode(maps, batch_img_metas)
-        B = mask_feature.shape[0]
-        centers = self.query_init(enc_centers, levels[0])
-        pos = self.center_pos.weight.unsqueeze(0).expand(B, -1, -1).to(centers.dtype)
-        preds = []
+        out = self.trunk(inputs, batch_img_metas, owner='ClusterFormerHead')
+        supervised = out.centers[-1:]
+        if all_layers and self.deep_supervision:
+            supervised = out.centers[1:]
         if all_layers and self.supervise_initial:
-            preds.append(self._class_scores(centers, mask_feature))
-        decoder = self.transformer_decoder
-        self.set_assignment_shapes([levels[decoder.level_index(i, len(levels))].shape
-                                    for i in range(self.num_layers)])
-        tokens = [lvl.flatten(2).transpose(1, 2) for lvl in levels]
-        for i, centers, _ in decoder(tokens, centers, pos, return_maps=False):
-            last = i == self.num_layers - 1
-            if last or (all_layers and self.deep_supervision):
-                preds.append(self._class_scores(centers, mask_feature))
-        return preds
+            supervised = out.centers[:1] + supervised
+        return [self._class_scores(c, out.mask_feature) for c in supervised]
 
     # ------------------------------------------------------------ train/test
     def loss(self, inputs: Sequence[Tensor], batch_data_samples: list,
@@ -362,19 +291,61 @@ class ClusterFormerHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseDecodeH
                     'the annotations, reduce_zero_label or num_classes')
 
     def _dice_on_valid(self, loss_fn: nn.Module, logits: Tensor, label: Tensor) -> Tensor:
-        """mmseg's DiceLoss per image on the non-ignored pixels only."""
-        terms = []
-        for b in range(logits.shape[0]):
-            valid = label[b] != self.ignore_index
-            n = int(valid.sum())
-            if n == 0:
-                continue
-            pred = logits[b][:, valid].reshape(1, logits.shape[1], n, 1)
-            target = label[b][valid].reshape(1, n, 1)
-            terms.append(loss_fn(pred, target, ignore_index=self.ignore_index))
-        if not terms:
+        """mmseg's DiceLoss per image on the non-ignored pixels only, for
+        the whole batch at once.
+
+        mmseg's ``dice_loss`` of one image is ``1 - 2a / (b + c)`` with ``a =
+        sum p t``, ``b = sum p^2 + eps``, ``c = sum t^2 + eps`` over every
+        class and pixel (naive dice: ``1 - (2a + eps) / (b + c + eps)`` with
+        ``b = sum p``, ``c = sum t``). On the valid pixels, with ``t`` the
+        one-hot label, ``a`` is the sum of each pixel's probability of its
+        label, ``sum t^2 = sum t`` the number of valid pixels, and ``b`` a
+        sum over the valid pixels of each pixel's class sum: three masked
+        reductions per image instead of selecting each image's valid pixels
+        and expanding one-hot targets (same values up to summation order;
+        tested against the per-image selection). The mean is over the images
+        that have a valid pixel.
+        """
+        valid = label != self.ignore_index  # (B, H, W)
+        has_pixels = valid.flatten(1).any(dim=1)
+        if not has_pixels.any():
             return logits.sum() * 0.0
-        return torch.stack(terms).mean()
+        probs = logits
+        if loss_fn.activate:
+            probs = logits.sigmoid() if loss_fn.use_sigmoid else \
+                (logits.softmax(dim=1) if logits.shape[1] != 1 else logits)
+        mask = valid.to(probs.dtype)
+        index = torch.where(valid, label, 0).unsqueeze(1)
+        eps = loss_fn.eps
+        if self.dice_mode == 'class':
+            return loss_fn.loss_weight * self._class_dice(probs, index, mask, loss_fn)
+        a = (probs.gather(1, index).squeeze(1) * mask).flatten(1).sum(1)
+        c = mask.flatten(1).sum(1)  # sum t^2 = sum t: one 1 per valid pixel
+        if loss_fn.naive_dice:
+            b = (probs.sum(dim=1) * mask).flatten(1).sum(1)
+            d = (2 * a + eps) / (b + c + eps)
+        else:
+            b = (probs.square().sum(dim=1) * mask).flatten(1).sum(1)
+            d = 2 * a / (b + eps + c + eps)
+        return loss_fn.loss_weight * (1 - d)[has_pixels].mean()
+
+    @staticmethod
+    def _class_dice(probs: Tensor, index: Tensor, mask: Tensor, loss_fn: nn.Module) -> Tensor:
+        """``1 - dice`` per (image, class present in it) of the soft class
+        masks ``probs`` (B, C, H, W) on the valid pixels ``mask`` (B, H, W)
+        against the labels ``index`` (B, 1, H, W), averaged (``dice_mode=
+        'class'``)."""
+        target = torch.zeros_like(probs).scatter_(1, index, 1.0) * mask.unsqueeze(1)
+        p = probs * mask.unsqueeze(1)
+        a = (p * target).flatten(2).sum(2)  # (B, C)
+        c = target.flatten(2).sum(2)
+        eps = loss_fn.eps
+        if loss_fn.naive_dice:
+            d = (2 * a + eps) / (p.flatten(2).sum(2) + c + eps)
+        else:
+            d = 2 * a / (p.square().flatten(2).sum(2) + eps + c + eps)
+        present = c > 0
+        return (1 - d)[present].mean() if present.any() else probs.sum() * 0.0
 
     def _loss_single(self, logits: Tensor, label: Tensor, weight: Optional[Tensor]
                      ) -> Dict[str, Tensor]:
@@ -390,6 +361,17 @@ class ClusterFormerHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseDecodeH
             losses[name] = losses[name] + value if name in losses else value
         return losses
 
+    def _accuracy(self, logits: Tensor, label: Tensor) -> Tensor:
+        """Top-1 pixel accuracy in percent over the valid pixels, (1,), as
+        mmseg's ``accuracy`` computes it (the max instead of its top-k, the
+        same for k = 1); 0 without a valid pixel."""
+        valid = label != self.ignore_index
+        if not valid.any():
+            return logits.new_zeros(1)
+        eps = torch.finfo(torch.float32).eps
+        correct = (logits.max(dim=1).indices == label)[valid].float().sum().reshape(1) + eps
+        return correct * (100.0 / (valid.sum().item() + eps))
+
     def loss_by_feat(self, seg_logits: Union[Tensor, List[Tensor]],
                      batch_data_samples: list) -> Dict[str, Tensor]:
         """Losses of every prediction in ``seg_logits`` (the last is final)."""
@@ -400,21 +382,24 @@ class ClusterFormerHead(ClusterDecoderHeadMixin, AssignmentRecorder, BaseDecodeH
         label = seg_label.squeeze(1)
         losses: Dict[str, Tensor] = {}
         final = None
+        small = None
         for i, logits in enumerate(preds):
-            logits = resize(logits, size=size, mode='bilinear',
-                            align_corners=self.align_corners)
-            weight = self.sampler.sample(logits, seg_label) if self.sampler is not None \
+            target, target_map = label, seg_label
+            if i < len(preds) - 1 and self.aux_resolution == 'logits':
+                if small is None or small.shape[-2:] != logits.shape[-2:]:
+                    small = F.interpolate(seg_label.float(), size=logits.shape[-2:],
+                                          mode='nearest').long()
+                target, target_map = small.squeeze(1), small
+            else:  # mmseg's resize to the labels, as two small products
+                logits = resize_bilinear(logits, size, self.align_corners)
+            weight = self.sampler.sample(logits, target_map) if self.sampler is not None \
                 else None
-            terms = self._loss_single(logits, label, weight)
+            terms = self._loss_single(logits, target, weight)
             if i == len(preds) - 1:
                 losses.update(terms)
                 final = logits
             else:
                 for k, v in terms.items():
                     losses[f'd{i}.{k}'] = v * self.aux_loss_weight
-        valid = label != self.ignore_index
-        if valid.any():
-            losses['acc_seg'] = accuracy(final, label, ignore_index=self.ignore_index)
-        else:  # mmseg's accuracy divides by the number of valid pixels
-            losses['acc_seg'] = final.new_zeros(1)
+        losses['acc_seg'] = self._accuracy(final.detach(), label)
         return losses

@@ -20,7 +20,7 @@ recomputes each chunk's assignments from the saved ``K_I``, ``Q`` and
 (N, K) map per iteration: the memory of the clustering is that of its
 inputs and outputs. Two more savings: the values carry a column of ones,
 ``[V_I, 1]``, whose M-step sum is the mass (one product gives both), and
-with ``query=`` the step centers, normalises and scales the raw query
+with ``logits=`` the step centers, normalises and scales the raw query
 projection itself, so backward keeps that (K, d) tensor only.
 
 Gradients, with ``G = dL/dC`` (K, d), ``m_k`` the mass of center ``k`` and
@@ -91,15 +91,28 @@ def _use_bound(bound: Optional[float], num_centers: int, prior: Optional[torch.T
             and bound + math.log(max(num_centers, 1)) <= MAX_EXP_BOUND)
 
 
+#: ``exp(x) = 2^(x log2 e)``: the bounded softmax runs ``exp2`` on logits made
+#: with queries scaled by log2(e) (a (K, d) product instead of an (N, K) one);
+#: ``exp2`` is the cheaper function on the CPU (measured in docs/en/analysis.md)
+LOG2E = 1.4426950408889634
+
+
+def _bounded_queries(qt: torch.Tensor) -> torch.Tensor:
+    """The transposed queries of the bounded softmax: ``qt log2(e)``, so that
+    ``exp2`` of their logits is ``exp`` of the logits."""
+    return qt * LOG2E
+
+
 def _assign_chunk(k: torch.Tensor, qt: torch.Tensor, prior: Optional[torch.Tensor],
                   s: int, e: int, bounded: bool = False) -> torch.Tensor:
     """Assignments (B, h, e - s, K) of pixels ``s:e``, float32 (float64 for
-    float64 inputs). ``bounded``: the logits are bounded (:func:`_use_bound`),
-    so ``exp`` needs no shift and the softmax is ``exp`` and one division."""
+    float64 inputs). ``bounded``: the logits are bounded (:func:`_use_bound`)
+    and ``qt`` comes from :func:`_bounded_queries`, so the softmax needs no
+    shift and is ``exp2`` and one division."""
     logits = k[:, :, s:e] @ qt
     logits = _as(logits, _acc_dtype(logits.dtype))
     if bounded:
-        m = logits.exp_()
+        m = logits.exp2_()
         return m.div_(m.sum(dim=-1, keepdim=True))
     if prior is not None:
         logits = logits + prior[:, :, s:e]
@@ -113,8 +126,9 @@ def _m_step_bounded(k: torch.Tensor, qt: torch.Tensor, v1: torch.Tensor, s: int,
     the normalised map: with ``E = exp(S)`` and ``r_i = 1 / sum_k E_ik``,
     ``M = r E``, so ``M^T [V, 1] = E^T (r [V, 1])``: the M-step sums and
     the mass from one product. Returns it (B, h, K, dv + 1) and, with
-    ``need_map``, M."""
-    ex = _as(k[:, :, s:e] @ qt, acc).exp_()  # (B, h, n, K)
+    ``need_map``, M. ``qt`` comes from :func:`_bounded_queries` (``E`` is
+    ``exp2`` of its logits)."""
+    ex = _as(k[:, :, s:e] @ qt, acc).exp2_()  # (B, h, n, K)
     r = ex.sum(dim=-1, keepdim=True).reciprocal_()  # (B, h, n, 1)
     v_r = _as(v1[:, :, s:e] * r, v1.dtype)
     prod = _as(ex, v1.dtype).transpose(-2, -1) @ v_r
@@ -132,6 +146,8 @@ def _forward(k: torch.Tensor, q: torch.Tensor, v1: torch.Tensor,
     K = q.shape[-2]
     acc = _acc_dtype(v1.dtype)
     qt = q.transpose(-2, -1)
+    if bounded:
+        qt = _bounded_queries(qt)
     total = maps = None
     if need_map and N > rows:
         maps = torch.empty(B, h, N, K, device=v1.device, dtype=v1.dtype)
@@ -161,13 +177,15 @@ def _forward(k: torch.Tensor, q: torch.Tensor, v1: torch.Tensor,
     return _as(out, v1.dtype), mass, maps
 
 
-QUERY_MODES = ('cosine', 'centered_cosine', 'dot')
-UNIT_EPS = 1e-4  # the eps of clustering.unit_vectors
+#: the E-step logits of Eq. 3 (see :class:`~mmcf.models.clustering.RecurrentClustering`)
+LOGITS = ('centered_cosine', 'cosine', 'dot')
+#: the eps of every unit vector of the logits: ``t / sqrt(|t|^2 + eps^2)``
+UNIT_EPS = 1e-4
 
 
 def inverse_norm(t: torch.Tensor, eps: float = UNIT_EPS) -> torch.Tensor:
     """``1 / sqrt(|t|^2 + eps^2)`` along the last axis (keepdim): the
-    finite-at-zero norm of :func:`~mmcf.models.clustering.unit_vectors`."""
+    finite-at-zero norm of :func:`unit_vectors`."""
     return torch.rsqrt(t.pow(2).sum(dim=-1, keepdim=True) + eps * eps)
 
 
@@ -178,29 +196,76 @@ def unit_vectors_backward(grad: torch.Tensor, unit: torch.Tensor, inv: torch.Ten
     return (grad - unit * (unit * grad).sum(dim=-1, keepdim=True)) * inv
 
 
-def _query_vectors(q: torch.Tensor, mode: str, tau: torch.Tensor
-                   ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
-    """Queries as the logits compare them, from the raw projection ``q``
-    (B, h, K, d): ``tau * unit(q - mean_K q)`` ('centered_cosine'), ``tau *
-    unit(q)`` ('cosine') or ``tau * q`` ('dot'), computed in float32 (float64
-    for float64). Returns them, the unit vectors and ``1 / |.|`` (None for
-    'dot')."""
-    acc = _acc_dtype(q.dtype)
-    u = _as(q, acc)
-    if mode == 'dot':
-        return u * _as(tau, acc), None, None
-    if mode == 'centered_cosine':
+def unit_vectors(t: torch.Tensor, eps: float = UNIT_EPS) -> torch.Tensor:
+    """``t / |t|`` along the last axis, ``t / sqrt(|t|^2 + eps^2)`` exactly.
+
+    Unlike ``F.normalize`` its gradient is finite at ``t = 0``, which the
+    centered cosine logits meet whenever a pixel's key equals the image's mean
+    key (a map of one token, a flat region in bf16) or all centers' queries
+    are equal (one center): ``F.normalize`` clamps the norm there and its
+    backward gives 0 * inf = NaN, which poisons every weight in one step. A
+    zero vector stays zero (its logits are 0: a uniform assignment).
+
+    The result is contiguous, and backward keeps only it and ``1 / |t|``
+    (:class:`_UnitVectors`, :func:`unit_vectors_backward`), so the input (for
+    keys a (N, d) tensor per block) need not be kept.
+    """
+    if torch.is_grad_enabled() and t.requires_grad:
+        return _UnitVectors.apply(t, eps)
+    return t * inverse_norm(t, eps)
+
+
+class _UnitVectors(torch.autograd.Function):
+    """Autograd of :func:`unit_vectors` that saves its output, not its input."""
+
+    @staticmethod
+    def forward(ctx, t, eps):
+        inv = inverse_norm(t, eps)
+        # contiguous, in the dtype ``t * inv`` has (autocast may run the
+        # norm in float32 on a GPU)
+        out = torch.empty(t.shape, dtype=torch.result_type(t, inv), device=t.device)
+        torch.mul(t, inv, out=out)
+        ctx.save_for_backward(out, inv)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        f, inv = ctx.saved_tensors
+        return unit_vectors_backward(grad, f, inv), None
+
+
+def logit_vectors(t: torch.Tensor, logits: str, tau: Optional[torch.Tensor] = None,
+                  dtype: Optional[torch.dtype] = None, parts: bool = False):
+    """Keys (B, h, N, d) or queries (B, h, K, d) as the logits of Eq. 3
+    compare them: centered over ``dim=-2`` (the pixels, resp. the centers)
+    for ``'centered_cosine'``, then unit vectors for both cosines; as they are
+    for ``'dot'``; times the temperature ``tau`` when given.
+
+    ``dtype``: compute in it (the fused step: float32 for half inputs).
+    ``parts=True`` (for a caller with its own backward, no autograd
+    function): return ``(vectors, unit vectors, 1 / |.|)``, the last two
+    None for ``'dot'``.
+    """
+    u = t if dtype is None else _as(t, dtype)
+    if logits == 'centered_cosine':
         u = u - u.mean(dim=-2, keepdim=True)
-    inv = inverse_norm(u)
-    unit = u * inv
-    return unit * _as(tau, acc), unit, inv
+    unit = inv = None
+    if logits != 'dot':
+        if parts:
+            inv = inverse_norm(u)
+            u = unit = u * inv
+        else:
+            u = unit_vectors(u)
+    if tau is not None:
+        u = u * _as(tau, u.dtype)
+    return (u, unit, inv) if parts else u
 
 
-def _query_vectors_backward(grad: torch.Tensor, q: torch.Tensor, unit: Optional[torch.Tensor],
+def _logit_vectors_backward(grad: torch.Tensor, q: torch.Tensor, unit: Optional[torch.Tensor],
                             inv: Optional[torch.Tensor], mode: str, tau: torch.Tensor,
                             need_q: bool, need_tau: bool
                             ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-    """Gradients of :func:`_query_vectors` for the raw ``q`` and ``tau``,
+    """Gradients of :func:`logit_vectors` (``parts=True``) for the raw ``q`` and ``tau``,
     given the unit vectors and ``1 / |.|`` it returned: through the unit
     length (:func:`unit_vectors_backward`), then the centering's ``g -
     mean_K g``."""
@@ -223,14 +288,15 @@ class _FusedEMStep(torch.autograd.Function):
     mass, and recomputes the assignments chunk by chunk in backward."""
 
     @staticmethod
-    def forward(ctx, k, q, v, prior, tau, mean, need_map, rows, eps, bounded, query):
-        q_eff = q if query is None else _as(_query_vectors(q, query, tau)[0], k.dtype)
+    def forward(ctx, k, q, v, prior, tau, mean, need_map, rows, eps, bounded, logits):
+        q_eff = q if logits is None else _as(
+            logit_vectors(q, logits, tau, _acc_dtype(q.dtype), parts=True)[0], k.dtype)
         out, mass, maps = _forward(k, q_eff, v, prior, mean, need_map, rows, eps, bounded)
-        # with ``query`` only the raw (K, d) projection is kept: the unit
+        # with ``logits`` only the raw (K, d) projection is kept: the unit
         # vectors and the temperature's product are recomputed in backward
         ctx.save_for_backward(k, q, v, prior, tau, out, mass)
         ctx.mean, ctx.rows, ctx.eps, ctx.bounded = mean, rows, eps, bounded
-        ctx.query = query
+        ctx.logits = logits
         if maps is None:
             maps = out.new_empty(0)
         ctx.mark_non_differentiable(mass)
@@ -239,10 +305,11 @@ class _FusedEMStep(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out, grad_mass, grad_maps):
         k, q_raw, v, prior, tau, out, mass = ctx.saved_tensors
-        query = ctx.query
+        logits = ctx.logits
         q, unit, inv = q_raw, None, None
-        if query is not None:  # recomputed once, for the products and for dQ
-            q, unit, inv = _query_vectors(q_raw, query, tau)
+        if logits is not None:  # recomputed once, for the products and for dQ
+            q, unit, inv = logit_vectors(q_raw, logits, tau, _acc_dtype(q_raw.dtype),
+                                         parts=True)
             q = _as(q, k.dtype)
         B, h, N, _ = k.shape
         rows, acc = ctx.rows, _acc_dtype(v.dtype)
@@ -262,9 +329,11 @@ class _FusedEMStep(torch.autograd.Function):
         g_ext = _as(torch.cat([g_s, g_mass.unsqueeze(-1)], dim=-1), v.dtype)
         if grad_maps is not None and grad_maps.numel() == 0:
             grad_maps = None
-        qt = q.transpose(-2, -1)
+        qt = q.transpose(-2, -1)  # the assignments' queries (the gradients take q)
+        if ctx.bounded:
+            qt = _bounded_queries(qt)
         need_k, need_q, need_v, need_p, need_tau = ctx.needs_input_grad[:5]
-        need_q = need_q or (query is not None and need_tau)
+        need_q = need_q or (logits is not None and need_tau)
         # per-chunk gradients of the pixel-side inputs, joined at the end
         dk: List[torch.Tensor] = []
         dv: List[torch.Tensor] = []
@@ -296,11 +365,11 @@ class _FusedEMStep(torch.autograd.Function):
                 dq = _as(part, acc) if dq is None else dq.add_(part)
         d_tau = None
         if dq is not None:
-            if query is None:
+            if logits is None:
                 dq = _as(dq, q.dtype)
             else:
-                dq, d_tau = _query_vectors_backward(
-                    dq, q_raw, unit, inv, query, tau, ctx.needs_input_grad[1], need_tau)
+                dq, d_tau = _logit_vectors_backward(
+                    dq, q_raw, unit, inv, logits, tau, ctx.needs_input_grad[1], need_tau)
 
         def join(parts: List[torch.Tensor]) -> Optional[torch.Tensor]:
             if not parts:
@@ -312,7 +381,7 @@ class _FusedEMStep(torch.autograd.Function):
 def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
                   prior: Optional[torch.Tensor] = None, mean: bool = True,
                   need_map: bool = False, rows: Optional[int] = None, eps: float = 1e-6,
-                  bound: Optional[float] = None, query: Optional[str] = None,
+                  bound: Optional[float] = None, logits: Optional[str] = None,
                   tau: Optional[torch.Tensor] = None, ones_column: bool = False
                   ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """One E-step and M-step of Eq. 3, chunked over the pixels.
@@ -320,7 +389,7 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
     Args:
         k: keys (B, h, N, d), as the logits compare them (normalised for
             cosine logits).
-        q: queries (B, h, K, d), temperature included; with ``query`` the
+        q: queries (B, h, K, d), temperature included; with ``logits`` the
             raw query projection instead.
         v: values (B, h, N, dv).
         prior: optional float32 log prior (B, 1 or h, N, K) added to the
@@ -337,13 +406,13 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
             logits cannot overflow or vanish, and the normalisation is folded
             into the M-step product (:func:`_m_step_bounded`). Same values up
             to float rounding.
-        query: None, or how the logits see the raw queries ``q`` (Eq. 3 with
+        logits: None, or how the logits see the raw queries ``q`` (Eq. 3 with
             the logits of :class:`~mmcf.models.clustering.RecurrentClustering`):
             ``'centered_cosine'`` ``tau * unit(q - mean_K q)``, ``'cosine'``
             ``tau * unit(q)``, ``'dot'`` ``tau * q``. Done inside the fused
             step, so backward keeps only the raw (K, d) projection instead
             of three (K, d) intermediates per iteration.
-        tau: the temperature with ``query``, broadcastable to (B, h, K, d)
+        tau: the temperature with ``logits``, broadcastable to (B, h, K, d)
             (the per-head (h, 1, 1)); it gets a gradient if it requires one.
         ones_column: ``v`` already ends with a column of ones (``[V, 1]``,
             made once for the T iterations of a layer); the result then has
@@ -357,9 +426,9 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
     if k.dim() != 4 or q.dim() != 4 or v.dim() != 4:
         raise ValueError(f'fused_em_step expects (B, h, L, d) tensors, got k '
                          f'{tuple(k.shape)}, q {tuple(q.shape)}, v {tuple(v.shape)}')
-    if query is not None and (query not in QUERY_MODES or tau is None):
-        raise ValueError(f'query must be one of {QUERY_MODES} and come with tau, got '
-                         f'{query!r} (tau {"given" if tau is not None else "None"})')
+    if logits is not None and (logits not in LOGITS or tau is None):
+        raise ValueError(f'logits must be one of {LOGITS} and come with tau, got '
+                         f'{logits!r} (tau {"given" if tau is not None else "None"})')
     B, h, N, _ = k.shape
     rows = chunk_rows(B * h, q.shape[-2], k.device, rows)
     # a jit trace (mmengine's FLOP counter) sees the plain products: no
@@ -382,10 +451,11 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
         if torch.is_grad_enabled() and not tracing and any(
                 t is not None and t.requires_grad for t in (k, q, v, prior, tau)):
             out, _, maps = _FusedEMStep.apply(k, q, v1, prior, tau, mean, need_map, rows,
-                                              eps, bounded, query)
+                                              eps, bounded, logits)
             return out, (maps if need_map else None)
-        if query is not None:
-            q = _as(_query_vectors(q, query, tau)[0], k.dtype)
+        if logits is not None:
+            q = _as(logit_vectors(q, logits, tau, _acc_dtype(q.dtype), parts=True)[0],
+                    k.dtype)
         out, _, maps = _forward(k, q, v1, prior, mean, need_map, rows, eps, bounded,
                                 tracing)
     return out, maps
