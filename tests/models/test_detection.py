@@ -181,6 +181,30 @@ def test_every_layer_is_supervised():
     assert head.trunk.query_init.center_mix.grad.abs().sum() > 0
 
 
+def test_single_output_pixel_decoder_levels_are_pooled_and_trained():
+    """An FPN-style pixel decoder (one stride-4 output): the decoder layers
+    cluster I^l pooled from it (§3.3, Eq. 4 "by standard pooling"), coarse
+    to fine, and every layer is supervised and trains the decoder."""
+    head = build_head(pixel_decoder=dict(
+        type='mmdet.PixelDecoder', norm_cfg=dict(type='GN', num_groups=8),
+        act_cfg=dict(type='ReLU')))
+    assert not head.trunk.multi_scale_decoder and head.num_levels == 3
+    feats = fake_backbone_outputs(batch=1)
+    maps, _ = head.trunk.split_inputs(feats)
+    mask_feature, levels = head.trunk.pixel_decode(maps)
+    assert mask_feature.shape[-2:] == (16, 16)
+    assert [tuple(lv.shape[-2:]) for lv in levels] == [(2, 2), (4, 4), (8, 8)]
+    assert torch.allclose(levels[1], mask_feature.reshape(1, 64, 4, 4, 4, 4).mean((3, 5)),
+                          atol=1e-6)
+    gt, _, _, _ = _two_objects()
+    gt.labels = torch.tensor([0, 3])
+    s = DetDataSample(gt_instances=gt, metainfo=meta(pad=(64, 64)))
+    losses = head.loss(feats, [s])
+    assert 'd5.loss_mask' in losses and 'loss_mask' in losses
+    sum(losses.values()).backward()
+    assert head.trunk.pixel_decoder.mask_feature.weight.grad.abs().sum() > 0
+
+
 def test_cluster_box_reference_is_the_extent_of_the_cluster():
     """box_ref='cluster': a center assigned uniformly to a rectangle of the
     token grid gets that rectangle as its reference box (normalised to the

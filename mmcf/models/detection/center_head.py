@@ -124,10 +124,6 @@ class ClusterFormerCenterHead(TrunkHeadMixin, BaseModule):
             transformer_decoder=transformer_decoder, center_init=center_init,
             encoder_channels=encoder_channels, num_encoder_centers=num_encoder_centers,
             feat_pos=feat_pos, record_assignments=record_assignments)
-        if not self.trunk.multi_scale_decoder:
-            raise ValueError(f'{type(self).__name__} needs a multi-scale pixel decoder '
-                             '(e.g. MSDeformAttnPixelDecoder), got '
-                             f'{type(self.trunk.pixel_decoder).__name__}')
         self.num_levels = self.trunk.num_levels
         self.num_layers = self.trunk.num_layers
 

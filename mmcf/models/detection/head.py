@@ -74,9 +74,10 @@ class ClusterFormerDetHead(ClusterFormerCenterHead):
     """ClusterFormer detection / instance segmentation head (§3.3, §4.1.2,
     §4.1.4).
 
-    **Trunk.** mmdet's ``MSDeformAttnPixelDecoder`` (as Mask2Former's; its
-    maps at strides 32, 16, 8 are the ``I^l`` of Eq. 4, its stride-4 output
-    the mask features ``F``), then ``transformer_decoder.num_layers`` (6)
+    **Trunk.** mmdet's ``MSDeformAttnPixelDecoder`` by default (as
+    Mask2Former's; its maps at strides 32, 16, 8 are the ``I^l`` of Eq. 4,
+    its stride-4 output the mask features ``F``; an FPN-style
+    ``PixelDecoder`` also works, its output pooled to the ``I^l``), then ``transformer_decoder.num_layers`` (6)
     layers, each an RCA layer of Eq. 4 with T (3) EM iterations,
     self-attention among the instance centers and an FFN
     (:class:`~mmcf.models.trunk.ClusterDecoderTrunk`). With ``feat_pos``
