@@ -20,7 +20,6 @@ from demo_configs import DEMO_BY_NAME
 
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
-from mmdet.structures.bbox import bbox_overlaps
 from mmdet.structures.mask import BitmapMasks
 
 CFG_DIR = osp.join(ROOT, 'configs', 'detection')
