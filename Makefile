@@ -2,7 +2,7 @@
 # make demo  : set up, make the embedded data set, train + evaluate the CPU
 #              semantic segmentation demo (about 5 minutes on 2 cores)
 # make demo-cls : the classification demo (about 2 minutes, top-1 about 95%)
-# make demo-det : the detection + instance segmentation demo (about 4 minutes, bbox AP ~10-11, segm AP ~13-15)
+# make demo-det : the detection + instance segmentation demo (about 4 minutes, bbox AP ~14-16, segm AP ~19-20)
 # make demo-pan : the panoptic segmentation demo (about 7 minutes, PQ about 50-52)
 # make test  : set up, run the test suite
 VENV ?= .venv

@@ -124,6 +124,52 @@ def test_cfg_options_need_a_variant_name(tool):
     assert args.seeds == [3] and args.cfg_options == ['a=1']
 
 
+# the key under which each pair's model holds its head
+HEAD_KEYS = {'bbox_head', 'panoptic_head', 'decode_head', 'auxiliary_head'}
+
+
+@pytest.mark.parametrize('task', ['seg', 'inst', 'pan', 'camvid'])
+def test_each_pair_shares_one_recipe(tool, task):
+    """Ours and the stock head: the same optimizer, clipping, schedule, loop
+    and data, and the same per-module learning-rate rules once the head's
+    own key is read as "the head" (the instance pair trains both heads at
+    twice the backbone's rate)."""
+    from mmengine.config import Config
+    pair = tool.PAIRS[task]
+    ours, stock = (Config.fromfile(osp.join(ROOT, pair[k])) for k in ('ours', 'stock'))
+    for key in ('param_scheduler', 'train_cfg', 'randomness'):
+        assert ours.get(key) == stock.get(key), key
+    for key in ('train_dataloader', 'val_dataloader'):
+        assert ours[key] == stock[key], key
+
+    def metrics(evaluators):
+        """Evaluator dicts with their paths normalised and unset keys dropped."""
+        out = []
+        for e in (evaluators if isinstance(evaluators, list) else [evaluators]):
+            out.append({k: osp.normpath(v) if k in ('ann_file', 'seg_prefix') else v
+                        for k, v in e.items() if v is not None})
+        return out
+
+    if task == 'pan':  # ours also scores mIoU_pan, which the stock fusion head lacks
+        assert metrics(ours.val_evaluator)[:2] == metrics(stock.val_evaluator)
+    else:
+        assert metrics(ours.val_evaluator) == metrics(stock.val_evaluator)
+
+    def recipe(cfg):
+        wrapper = cfg.optim_wrapper.to_dict()
+        keys = wrapper.get('paramwise_cfg', {}).pop('custom_keys', {})
+        heads = {k: v for k, v in keys.items() if k in HEAD_KEYS}
+        assert len({str(v) for v in heads.values()}) <= 1
+        return wrapper, next(iter(heads.values()), None)
+
+    (w_ours, h_ours), (w_stock, h_stock) = recipe(ours), recipe(stock)
+    assert w_ours['optimizer'] == w_stock['optimizer']
+    assert w_ours.get('clip_grad') == w_stock.get('clip_grad')
+    assert h_ours == h_stock
+    if task == 'inst':
+        assert h_ours == {'lr_mult': 2.0}
+
+
 @pytest.mark.parametrize('task,demo', [('seg', 'segmentation'), ('inst', 'detection'),
                                        ('pan', 'panoptic')])
 def test_stock_comparison_configs_train_and_validate(tool, task, demo, shapes_root,
