@@ -12,7 +12,8 @@ The pairs (``PAIRS``) are the CPU demos beside a stock head on the same
 * ``seg``: our ClusterFormer decode head vs mmseg's UperNet (UPerHead +
   auxiliary FCNHead), mIoU;
 * ``inst``: our detection / instance head vs mmdet's Mask2Former
-  (Mask2FormerHead, 20 queries, 6 layers, 64 wide), bbox and segm AP;
+  (Mask2FormerHead, 20 queries, 6 layers, 64 wide), both heads at twice the
+  backbone's learning rate, bbox and segm AP;
 * ``pan``: our panoptic head vs mmdet's Mask2Former panoptic (23 queries),
   PQ, PQ_th, PQ_st and the thing masks' segm AP;
 * ``camvid``: real street scenes (CamVid, 11 classes, 96x128, the shared
