@@ -28,10 +28,7 @@ model = dict(
         num_classes=4,
         feat_channels={{_base_.embed_dims}},
         num_queries=20,
-        pixel_decoder=dict(
-            type='mmdet.PixelDecoder',
-            norm_cfg=dict(type='GN', num_groups=8),
-            act_cfg=dict(type='ReLU')),
+        pixel_decoder={{_base_.fpn_pixel_decoder}},
         transformer_decoder={{_base_.transformer_decoder}},
         center_init='encoder',
         num_encoder_centers={{_base_.num_encoder_centers}},

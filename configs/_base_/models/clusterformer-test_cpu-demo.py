@@ -30,6 +30,13 @@ pixel_decoder = dict(
             self_attn_cfg=dict(embed_dims=embed_dims, num_heads=4),
             ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=128))),
     positional_encoding=dict(num_feats=embed_dims // 2))
+# the semantic and instance demos' pixel decoder: mmdet's FPN-style
+# PixelDecoder (top-down over the four backbone levels to stride 4); the
+# decoder layers cluster levels pooled from its output (§3.3, Eq. 4)
+fpn_pixel_decoder = dict(
+    type='mmdet.PixelDecoder',
+    norm_cfg=dict(type='GN', num_groups=8),
+    act_cfg=dict(type='ReLU'))
 # §3.3: six RCA decoder layers of T = 3 iterations, 4 heads of width 16
 transformer_decoder = dict(
     layer_cfg=dict(

@@ -34,10 +34,7 @@ model = dict(
         in_channels={{_base_.backbone_channels}},
         in_index=[0, 1, 2, 3],
         channels={{_base_.embed_dims}},
-        pixel_decoder=dict(
-            type='mmdet.PixelDecoder',
-            norm_cfg=dict(type='GN', num_groups=8),
-            act_cfg=dict(type='ReLU')),
+        pixel_decoder={{_base_.fpn_pixel_decoder}},
         transformer_decoder={{_base_.transformer_decoder}},
         center_init='encoder',
         num_encoder_centers={{_base_.num_encoder_centers}},
