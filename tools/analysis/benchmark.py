@@ -93,6 +93,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
+from mmcf.engine.atomic_save import atomic_write  # noqa: E402
 from mmcf.models import ClusterFormer  # noqa: E402
 from mmcf.models.utils import quiet_init_report  # noqa: E402
 
@@ -795,9 +796,8 @@ def markdown(result: dict) -> str:
 
 
 def write_json(result: dict, path: str) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w', encoding='utf-8') as f:
-        json.dump(result, f, indent=2)
+    """``result`` as JSON at ``path``, never partly written."""
+    atomic_write(json.dumps(result, indent=2), path)
 
 
 def main(argv: Optional[List[str]] = None) -> dict:

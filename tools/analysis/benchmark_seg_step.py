@@ -26,15 +26,13 @@ bound). The run ends with the target of our head's step at most 1.5x the
 reference's. Prints a Markdown table and writes JSON (``--out``).
 """
 import argparse
-import json
-import os
 import os.path as osp
 import statistics
 import sys
 from typing import List, Optional
 
 sys.path.insert(0, osp.dirname(osp.realpath(__file__)))
-from benchmark import cpu_peak_bytes, machine_info, time_interleaved  # noqa: E402
+from benchmark import cpu_peak_bytes, machine_info, time_interleaved, write_json  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
@@ -181,11 +179,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     result = measure(args)
     print(table(result))
     if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        tmp = args.out + '.tmp'
-        with open(tmp, 'w', encoding='utf-8') as f:
-            json.dump(result, f, indent=1)
-        os.replace(tmp, args.out)
+        write_json(result, args.out)
         print(f'written: {args.out}')
     return 0
 
