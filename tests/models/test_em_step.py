@@ -251,3 +251,63 @@ def test_fused_em_step_normalises_raw_queries(query, rows):
         torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-9, msg=f'd{name}')
     with pytest.raises(ValueError, match='logits must be one of'):
         fused_em_step(k, q, v, logits='euclid', tau=tau)
+
+
+@pytest.mark.parametrize('logits', ['centered_cosine', 'cosine', 'dot'])
+@pytest.mark.parametrize('rows', [3, 64, None])
+def test_key_vectors_equal_the_formula_on_a_strided_view(logits, rows):
+    """The one-pass keys equal ``logit_vectors(k).contiguous()`` (centered over
+    the pixels, unit length with |u| = sqrt(|u|^2 + 1e-8)) in value and
+    gradient, read from a strided view as the layer passes them (the key
+    half of the key/value projection split into heads), in uneven chunks."""
+    g = torch.Generator().manual_seed(3)
+    B, N, h, d = 2, 11, 3, 4
+    kv = torch.randn(B, N, h * d + 5, generator=g, dtype=torch.float64)
+    kv[0, 4, :h * d] = kv[0, :, :h * d].mean(0)  # a key equal to the mean key
+    kv.requires_grad_()
+
+    def view(t):
+        return t[..., :h * d].reshape(B, N, h, d).transpose(1, 2)
+
+    def formula(k):
+        u = k - k.mean(dim=-2, keepdim=True) if logits == 'centered_cosine' else k
+        if logits != 'dot':
+            u = u / torch.sqrt((u * u).sum(-1, keepdim=True) + 1e-8)
+        return u
+    out = em_step.key_vectors(view(kv), logits, rows=rows)
+    ref = formula(view(kv))
+    assert out.is_contiguous()
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    w = torch.randn(ref.shape, generator=g, dtype=torch.float64)
+    grad, = torch.autograd.grad((out * w).sum(), kv)
+    ref_grad, = torch.autograd.grad((ref * w).sum(), kv)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-10, atol=1e-10)
+    with torch.no_grad():  # the inference path (no autograd function)
+        torch.testing.assert_close(em_step.key_vectors(view(kv), logits, rows=rows), ref.detach())
+    assert torch.autograd.gradcheck(lambda t: em_step.key_vectors(view(t), logits, rows=rows),
+                                    (kv, ))
+    with pytest.raises(ValueError, match='logits must be one of'):
+        em_step.key_vectors(view(kv), 'euclid')
+
+
+def test_fused_em_step_reads_strided_values():
+    """The values as the layer passes them, a strided view of the key/value
+    projection: same result and gradient as contiguous values, both modes
+    of the softmax (bounded and plain), chunked."""
+    g = torch.Generator().manual_seed(4)
+    B, N, h, d, K = 2, 13, 2, 3, 5
+    kv = torch.randn(B, N, 2 * h * d, generator=g, dtype=torch.float64, requires_grad=True)
+    k = torch.nn.functional.normalize(torch.randn(B, h, N, d, generator=g,
+                                                  dtype=torch.float64), dim=-1)
+    q = 2 * torch.randn(B, h, K, d, generator=g, dtype=torch.float64)
+    v = kv[..., h * d:].reshape(B, N, h, d).transpose(1, 2)
+    assert not v.is_contiguous()
+    for bound in (None, 2.0 * float(q.norm(dim=-1).max())):
+        out, maps = fused_em_step(k, q, v, need_map=True, rows=4, bound=bound)
+        ref, ref_maps = reference_em(k, q, v)
+        torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(maps, ref_maps, rtol=1e-10, atol=1e-10)
+        w = torch.randn(ref.shape, generator=g, dtype=torch.float64)
+        grad, = torch.autograd.grad((out * w).sum(), kv)
+        ref_grad, = torch.autograd.grad((ref * w).sum(), kv)
+        torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-9)

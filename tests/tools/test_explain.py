@@ -322,9 +322,38 @@ def test_benchmark_training_step_profile_and_targets(tmp_path, capsys):
     targets = {t['target']: t for t in result['targets']}
     assert len(targets) == 5 and all(t['value'] is None and t['met'] is None
                                      for t in targets.values())  # no 224 / 1024 rows
+    # one floor per mode, from the ClusterFormer and Swin profiles (not the plain one)
+    floors = {f['mode']: f for f in result['floors']}
+    assert set(floors) == {'forward', 'train'}
+    for mode, f in floors.items():
+        prof = {p['model']: p['ms'] for p in result['profiles'] if p['mode'] == mode}
+        swin_total = sum(prof['Swin-T'].values())
+        assert f['floor'] == pytest.approx(prof['ClusterFormer-tiny']['matmul'] / swin_total)
+        assert f['floor'] < f['level']
     text = capsys.readouterr().out
     assert 'Where the time goes' in text and '| not measured |' in text
-    assert 'plain E/M ms' in text
+    assert 'plain E/M ms' in text and 'Lower bounds of CF/Swin' in text
+
+
+def test_benchmark_profile_floors():
+    """The floor is ClusterFormer's products against Swin's whole run; the
+    level adds Swin's own other ops; plain and compiled profiles and pairs
+    without a Swin profile give none."""
+    tool = _load_tool('analysis', 'benchmark.py')
+
+    def prof(model, mode, **ms):
+        return dict(model=model, mode=mode, size=224, batch=1, dtype='fp32',
+                    ms={c: ms.get(c, 0.0) for c in tool.CATEGORY_NAMES})
+    floors = tool.profile_floors([
+        prof('ClusterFormer-tiny', 'forward', matmul=120.0, elementwise=30.0),
+        prof('Swin-T', 'forward', matmul=100.0, copies=20.0, softmax=5.0),
+        prof('ClusterFormer-tiny (plain E/M)', 'forward', matmul=1.0),
+        prof('ClusterFormer-tiny', 'train', matmul=10.0)])
+    assert len(floors) == 1
+    f = floors[0]
+    assert f['mode'] == 'forward' and f['swin_total_ms'] == 125.0
+    assert f['floor'] == pytest.approx(120 / 125) and f['level'] == pytest.approx(145 / 125)
+    assert f['matmul_ratio'] == pytest.approx(1.2)
 
 
 def test_benchmark_targets_from_rows():

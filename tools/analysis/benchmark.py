@@ -376,6 +376,39 @@ def profile_breakdown(run: Callable[[], None], device: torch.device) -> Dict[str
     return {c: totals.get(c, 0.0) for c in CATEGORY_NAMES}
 
 
+def profile_floors(profiles: List[dict]) -> List[dict]:
+    """Lower bounds of the ClusterFormer / Swin time ratio from one
+    profiled run of each (same mode, input, batch, dtype): its matrix
+    products alone against Swin's whole run (``floor``: what the ratio
+    would be if every other op of ClusterFormer cost nothing), and against
+    Swin with ClusterFormer's other ops as cheap as Swin's (``level``).
+    Below ``floor`` no rewrite of the element-wise work, the copies or the
+    Python can bring the ratio; only fewer or faster products can."""
+    by_key: Dict[tuple, Dict[str, dict]] = {}
+    for p in profiles:
+        key = (p['mode'], p['size'], p['batch'], p['dtype'])
+        role = 'cf' if p['model'].startswith('ClusterFormer') and not p['model'].endswith(
+            (PLAIN, COMPILED)) else ('swin' if p['model'].startswith('Swin') and
+                                     not p['model'].endswith(COMPILED) else None)
+        if role is not None:
+            by_key.setdefault(key, {})[role] = p
+    floors = []
+    for (mode, size, batch, dtype), pair in by_key.items():
+        if set(pair) != {'cf', 'swin'}:
+            continue
+        cf, swin = pair['cf']['ms'], pair['swin']['ms']
+        swin_total = sum(swin.values())
+        if swin_total <= 0:
+            continue
+        floors.append(dict(mode=mode, size=size, batch=batch, dtype=dtype,
+                           cf_matmul_ms=cf['matmul'], swin_matmul_ms=swin['matmul'],
+                           swin_total_ms=swin_total,
+                           matmul_ratio=cf['matmul'] / max(swin['matmul'], 1e-9),
+                           floor=cf['matmul'] / swin_total,
+                           level=(cf['matmul'] + swin_total - swin['matmul']) / swin_total))
+    return floors
+
+
 def time_interleaved(runs: Dict[str, Callable[[], None]], repeats: int, warmup: int,
                      device: torch.device) -> Dict[str, List[float]]:
     """Seconds per run of each runner, alternating the order every round."""
@@ -491,7 +524,8 @@ def benchmark(args: argparse.Namespace, rows: Optional[List[dict]] = None) -> di
     result = dict(machine=machine_info(device), repeats=args.repeats, warmup=args.warmup,
                   optimizer=optimizer_info(optimizer, device),
                   compile=dict(enabled=use_compile, failures=failures),
-                  results=rows, skipped=skipped, scaling=scaling(rows), profiles=profiles)
+                  results=rows, skipped=skipped, scaling=scaling(rows), profiles=profiles,
+                  floors=profile_floors(profiles))
     result['targets'] = targets(result)
     return result
 
@@ -789,6 +823,18 @@ def markdown(result: dict) -> str:
                                for c in CATEGORY_NAMES)
             lines.append(f"| {p['model']} | {p['mode']} | {p['size']} b{p['batch']} "
                          f"{p['dtype']} | {cells} | {total:.0f} |")
+    if result.get('floors'):
+        lines.append('\nLower bounds of CF/Swin from the profile: ClusterFormer\'s matrix '
+                     'products alone against Swin\'s whole run (floor), and with its other '
+                     'ops as cheap as Swin\'s (level):\n')
+        lines.append('| mode | input | CF matmul ms | Swin matmul ms | matmul ratio | '
+                     'Swin total ms | floor | level |')
+        lines.append('|' + '---|' * 8)
+        for f in result['floors']:
+            lines.append(f"| {f['mode']} | {f['size']} b{f['batch']} {f['dtype']} | "
+                         f"{f['cf_matmul_ms']:.0f} | {f['swin_matmul_ms']:.0f} | "
+                         f"{f['matmul_ratio']:.2f} | {f['swin_total_ms']:.0f} | "
+                         f"{f['floor']:.2f} | {f['level']:.2f} |")
     if result.get('targets'):
         lines.append('\nTargets:\n')
         lines.append(targets_markdown(result['targets']))

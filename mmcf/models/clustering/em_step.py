@@ -18,10 +18,13 @@ dispatch that reads ``M``, a head's box reference). The backward pass
 recomputes each chunk's assignments from the saved ``K_I``, ``Q`` and
 ``V_I`` (a custom :class:`torch.autograd.Function`), so training keeps no
 (N, K) map per iteration: the memory of the clustering is that of its
-inputs and outputs. Two more savings: the values carry a column of ones,
-``[V_I, 1]``, whose M-step sum is the mass (one product gives both), and
-with ``logits=`` the step centers, normalises and scales the raw query
-projection itself, so backward keeps that (K, d) tensor only.
+inputs and outputs. With ``logits=`` the step centers, normalises and
+scales the raw query projection itself, so backward keeps that (K, d)
+tensor only. The values are read where they lie (a strided view of the
+key/value projection needs no copy), and every product is exactly ``d``
+or ``dv`` wide: the mass comes from its own one-column product, not from a
+column of ones on the values, which made the M-step's product 33 columns
+wide and 40% slower on the CPU than 32 (docs/en/analysis.md).
 
 Gradients, with ``G = dL/dC`` (K, d), ``m_k`` the mass of center ``k`` and
 ``U = C`` the mean M-step::
@@ -119,62 +122,63 @@ def _assign_chunk(k: torch.Tensor, qt: torch.Tensor, prior: Optional[torch.Tenso
     return logits.softmax(dim=-1)
 
 
-def _m_step_bounded(k: torch.Tensor, qt: torch.Tensor, v1: torch.Tensor, s: int, e: int,
+def _m_step_bounded(k: torch.Tensor, qt: torch.Tensor, v: torch.Tensor, s: int, e: int,
                     acc: torch.dtype, need_map: bool
-                    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+                    ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """E-step and M-step of pixels ``s:e`` for bounded logits without writing
     the normalised map: with ``E = exp(S)`` and ``r_i = 1 / sum_k E_ik``,
-    ``M = r E``, so ``M^T [V, 1] = E^T (r [V, 1])``: the M-step sums and
-    the mass from one product. Returns it (B, h, K, dv + 1) and, with
-    ``need_map``, M. ``qt`` comes from :func:`_bounded_queries` (``E`` is
-    ``exp2`` of its logits)."""
+    ``M = r E``, so ``M^T V = E^T (r V)`` and the mass ``sum_i M_ik = (r^T
+    E)_k``: two products on the (n, K) tile, no pass over it for the
+    normalisation. Returns ``M^T V`` (B, h, K, dv), the mass (B, h, K, 1)
+    and, with ``need_map``, M. ``qt`` comes from :func:`_bounded_queries`
+    (``E`` is ``exp2`` of its logits)."""
     ex = _as(k[:, :, s:e] @ qt, acc).exp2_()  # (B, h, n, K)
     r = ex.sum(dim=-1, keepdim=True).reciprocal_()  # (B, h, n, 1)
-    v_r = _as(v1[:, :, s:e] * r, v1.dtype)
-    prod = _as(ex, v1.dtype).transpose(-2, -1) @ v_r
-    return prod, ex.mul_(r) if need_map else None
+    ex_v = _as(ex, v.dtype)
+    prod = ex_v.transpose(-2, -1) @ _as(v[:, :, s:e] * r, v.dtype)
+    mass = (r.transpose(-2, -1) @ ex).transpose(-2, -1)  # (B, h, K, 1)
+    return prod, mass, ex.mul_(r) if need_map else None
 
 
-def _forward(k: torch.Tensor, q: torch.Tensor, v1: torch.Tensor,
+def _forward(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
              prior: Optional[torch.Tensor], mean: bool, need_map: bool, rows: int,
-             eps: float, bounded: bool = False, tracing: bool = False
+             eps: float, bounded: bool = False
              ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-    """The fused step on ``v1 = [V, 1]`` (values with a column of ones, whose
-    M-step sum is the assignment mass). Returns the M-step result (B, h, K,
-    dv), the mass (B, h, K, 1) and the map or None."""
+    """The fused step. ``v`` may be a strided view (the value half of the
+    layer's key/value projection): each chunk reads it where it lies.
+    Returns the M-step result (B, h, K, dv), the mass (B, h, K, 1) in the
+    accumulation dtype and the map or None."""
     B, h, N, _ = k.shape
     K = q.shape[-2]
-    acc = _acc_dtype(v1.dtype)
+    acc = _acc_dtype(v.dtype)
     qt = q.transpose(-2, -1)
     if bounded:
         qt = _bounded_queries(qt)
-    total = maps = None
+    total = mass = maps = None
     if need_map and N > rows:
-        maps = torch.empty(B, h, N, K, device=v1.device, dtype=v1.dtype)
+        maps = torch.empty(B, h, N, K, device=v.device, dtype=v.dtype)
     for s in range(0, N, rows):
         e = min(s + rows, N)
         if bounded:
-            prod, m = _m_step_bounded(k, qt, v1, s, e, acc, need_map)
-            m_v = _as(m, v1.dtype) if need_map else None
+            prod, part, m = _m_step_bounded(k, qt, v, s, e, acc, need_map)
+            m_v = _as(m, v.dtype) if need_map else None
         else:
-            m_v = _as(_assign_chunk(k, qt, prior, s, e), v1.dtype)
-            if tracing:  # the FLOP counter sees the M-step product of Eq. 3
-                prod = torch.cat([m_v.transpose(-2, -1) @ v1[:, :, s:e, :-1],
-                                  m_v.sum(dim=-2).unsqueeze(-1)], dim=-1)
-            else:
-                prod = m_v.transpose(-2, -1) @ v1[:, :, s:e]
+            m = _assign_chunk(k, qt, prior, s, e)
+            m_v = _as(m, v.dtype)
+            prod = m_v.transpose(-2, -1) @ v[:, :, s:e]
+            part = m.sum(dim=-2).unsqueeze(-1)
         if total is None:  # the first (or only) chunk
-            total = _as(prod, acc)
+            total, mass = _as(prod, acc), _as(part, acc)
         else:
             total += prod
+            mass += part
         if need_map:
             if maps is None:  # one chunk: the map itself
                 maps = m_v
             else:
                 maps[:, :, s:e] = m_v
-    s_sum, mass = total[..., :-1], total[..., -1:].clone()
-    out = s_sum / mass.clamp_min(eps) if mean else s_sum.contiguous()
-    return _as(out, v1.dtype), mass, maps
+    out = total / mass.clamp_min(eps) if mean else total
+    return _as(out, v.dtype), mass, maps
 
 
 #: the E-step logits of Eq. 3 (see :class:`~mmcf.models.clustering.RecurrentClustering`)
@@ -261,6 +265,85 @@ def logit_vectors(t: torch.Tensor, logits: str, tau: Optional[torch.Tensor] = No
     return (u, unit, inv) if parts else u
 
 
+#: bytes of one chunk of keys in :func:`key_vectors` (its temporaries stay in
+#: a CPU core's L2 cache); on CUDA one chunk is nearly always the whole map
+KEY_CHUNK_BYTES = {'cpu': 1 << 20, 'cuda': 256 << 20}
+
+
+def _key_rows(k: torch.Tensor, rows: Optional[int]) -> int:
+    if rows is not None:
+        return chunk_rows(1, 1, k.device, rows)
+    budget = KEY_CHUNK_BYTES.get(k.device.type, KEY_CHUNK_BYTES['cuda'])
+    B, h, _, d = k.shape
+    return max(MIN_ROWS, budget // (k.element_size() * max(B * h * d, 1)))
+
+
+def _key_vectors_forward(k: torch.Tensor, logits: str, rows: int
+                         ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Unit (centered) keys, contiguous, and ``1 / |.|`` (B, h, N, 1), made
+    chunk by chunk: each chunk is read from ``k`` where it lies (a strided
+    view of the key/value projection), centered and scaled while in cache,
+    and written once into the result."""
+    B, h, N, d = k.shape
+    mean = k.mean(dim=-2, keepdim=True) if logits == 'centered_cosine' else None
+    out = torch.empty((B, h, N, d), dtype=k.dtype, device=k.device)
+    inv = torch.empty((B, h, N, 1), dtype=k.dtype, device=k.device)
+    for s in range(0, N, rows):
+        e = min(s + rows, N)
+        part = k[:, :, s:e]
+        if mean is not None:
+            part = part - mean
+        torch.rsqrt(part.pow(2).sum(dim=-1, keepdim=True).add_(UNIT_EPS * UNIT_EPS),
+                    out=inv[:, :, s:e])
+        torch.mul(part, inv[:, :, s:e], out=out[:, :, s:e])
+    return out, inv
+
+
+class _KeyVectors(torch.autograd.Function):
+    """Autograd of :func:`key_vectors`: saves the unit keys and ``1 / |.|``
+    (not the input), as :class:`_UnitVectors` does."""
+
+    @staticmethod
+    def forward(ctx, k, logits, rows):
+        out, inv = _key_vectors_forward(k, logits, rows)
+        ctx.save_for_backward(out, inv)
+        ctx.logits = logits
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        out, inv = ctx.saved_tensors
+        g = unit_vectors_backward(grad, out, inv)
+        if ctx.logits == 'centered_cosine':
+            g = g - g.mean(dim=-2, keepdim=True)
+        return g, None, None
+
+
+def key_vectors(k: torch.Tensor, logits: str, rows: Optional[int] = None) -> torch.Tensor:
+    """The keys (B, h, N, d) as Eq. 3's logits compare them, contiguous:
+    :func:`logit_vectors` without a temperature (``'centered_cosine'``: ``k
+    - mean_N k`` as unit vectors, ``'cosine'``: unit vectors, ``'dot'``: as
+    they are), in one pass over the map.
+
+    ``logit_vectors(k, logits).contiguous()`` reads and writes the (N, d)
+    map five times (the centering, the squares, the product, the layout
+    copy), each into a new buffer; at 1024 px those are 25 MB per layer in
+    stage 1. Here ``k`` (any strides: the key half of the layer's key/value
+    projection, split into heads) is read once for the mean and once in
+    chunks of ``rows`` pixels (default: 1 MB per chunk on the CPU), and
+    the result is written once. Same values and gradients (tested against
+    the formula in float64); backward keeps the result and ``1 / |.|``.
+    """
+    if logits not in LOGITS:
+        raise ValueError(f'logits must be one of {LOGITS}, got {logits!r}')
+    if logits == 'dot':
+        return k.contiguous()
+    rows = _key_rows(k, rows)
+    if torch.is_grad_enabled() and k.requires_grad:
+        return _KeyVectors.apply(k, logits, rows)
+    return _key_vectors_forward(k, logits, rows)[0]
+
+
 def _logit_vectors_backward(grad: torch.Tensor, q: torch.Tensor, unit: Optional[torch.Tensor],
                             inv: Optional[torch.Tensor], mode: str, tau: torch.Tensor,
                             need_q: bool, need_tau: bool
@@ -321,12 +404,13 @@ class _FusedEMStep(torch.autograd.Function):
             g_mass = -(g_s * _as(out, acc)).sum(-1) * (mass.squeeze(-1) > ctx.eps)
         else:
             g_s, g_mass = g, None
-        # dL/dM_ik = V_i . g_s_k + g_mass_k = [V_i, 1] . [g_s_k, g_mass_k]:
-        # one product with the saved [V, 1] gives it, and M [g_s, g_mass]
-        # is dL/d[V, 1]
-        if g_mass is None:
-            g_mass = g_s.new_zeros(g_s.shape[:-1])
-        g_ext = _as(torch.cat([g_s, g_mass.unsqueeze(-1)], dim=-1), v.dtype)
+        # dL/dM_ik = V_i . g_s_k + g_mass_k
+        g_s = _as(g_s, v.dtype)
+        g_mass_col = None if g_mass is None else g_mass.unsqueeze(-1)  # (B, h, K, 1)
+        g_s_t = g_s.transpose(-2, -1)
+        dv_ = g_s.shape[-1]
+        if g_mass_col is not None:
+            g_mass_row = _as(g_mass_col, v.dtype).reshape(B * h, 1, -1)
         if grad_maps is not None and grad_maps.numel() == 0:
             grad_maps = None
         qt = q.transpose(-2, -1)  # the assignments' queries (the gradients take q)
@@ -342,13 +426,20 @@ class _FusedEMStep(torch.autograd.Function):
         for s in range(0, N, rows):
             e = min(s + rows, N)
             m = _assign_chunk(k, qt, prior, s, e, ctx.bounded)  # (B, h, n, K)
-            v_ext = v[:, :, s:e]  # [V, 1]
-            p = _as(m, v.dtype) @ g_ext  # (B, h, n, dv + 1)
+            v_c = v[:, :, s:e]
+            p = _as(m, v.dtype) @ g_s  # (B, h, n, dv): dL/dV
             if need_v:
                 dv.append(p)
-            d_m = _as(v_ext @ g_ext.transpose(-2, -1), m.dtype)  # dL/dM
-            # sum_k M_ik dL/dM_ik = [V_i, 1] . (M [g_s, g_mass])_i
-            row = (_as(v_ext, m.dtype) * _as(p, m.dtype)).sum(dim=-1, keepdim=True)
+            # dL/dM, and sum_k M_ik dL/dM_ik = V_i . (M g_s)_i + (M g_mass)_i
+            row = (_as(v_c, m.dtype) * _as(p, m.dtype)).sum(dim=-1, keepdim=True)
+            if g_mass_col is None:
+                d_m = _as(v_c @ g_s_t, m.dtype)
+            else:
+                n = e - s
+                d_m = _as(torch.baddbmm(g_mass_row.expand(B * h, n, -1),
+                                        v_c.reshape(B * h, n, -1), g_s_t.reshape(B * h, dv_, -1)
+                                        ).view(B, h, n, -1), m.dtype)
+                row += m @ g_mass_col
             if grad_maps is not None:  # the caller's gradient of M
                 g_m = _as(grad_maps[:, :, s:e], m.dtype)
                 d_m += g_m
@@ -382,7 +473,7 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
                   prior: Optional[torch.Tensor] = None, mean: bool = True,
                   need_map: bool = False, rows: Optional[int] = None, eps: float = 1e-6,
                   bound: Optional[float] = None, logits: Optional[str] = None,
-                  tau: Optional[torch.Tensor] = None, ones_column: bool = False
+                  tau: Optional[torch.Tensor] = None
                   ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """One E-step and M-step of Eq. 3, chunked over the pixels.
 
@@ -391,7 +482,8 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
             cosine logits).
         q: queries (B, h, K, d), temperature included; with ``logits`` the
             raw query projection instead.
-        v: values (B, h, N, dv).
+        v: values (B, h, N, dv); any strides (a view into the layer's
+            key/value projection is read where it lies, chunk by chunk).
         prior: optional float32 log prior (B, 1 or h, N, K) added to the
             logits.
         mean: divide by the assignment mass (the EM mean M-step) or not
@@ -414,10 +506,6 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
             of three (K, d) intermediates per iteration.
         tau: the temperature with ``logits``, broadcastable to (B, h, K, d)
             (the per-head (h, 1, 1)); it gets a gradient if it requires one.
-        ones_column: ``v`` already ends with a column of ones (``[V, 1]``,
-            made once for the T iterations of a layer); the result then has
-            ``dv - 1`` columns. Without it the column is appended here. Its
-            M-step sum is the assignment mass, so one product gives both.
 
     Returns:
         The M-step result (B, h, K, dv) in ``v``'s dtype and the map or
@@ -432,7 +520,7 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
     B, h, N, _ = k.shape
     rows = chunk_rows(B * h, q.shape[-2], k.device, rows)
     # a jit trace (mmengine's FLOP counter) sees the plain products: no
-    # autograd.Function (opaque to it) and no extended M-step product
+    # autograd.Function (opaque to it) and no bounded softmax
     tracing = torch.jit.is_tracing()
     bounded = _use_bound(bound, q.shape[-2], prior) and not tracing
     if prior is not None and prior.dtype != torch.float64:
@@ -443,19 +531,16 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
         # what autocast would run the plain path's products in
         dtype = torch.get_autocast_dtype(device)
         k, q, v = k.to(dtype), q.to(dtype), v.to(dtype)
-    # the values with a column of ones: its M-step sum is the mass
-    v1 = v if ones_column else torch.cat([v, v.new_ones(v.shape[:-1] + (1, ))], dim=-1)
     # autocast is switched off inside (the dtypes are set above); entering
     # the context costs time, so only when it is on
     with torch.autocast(device, enabled=False) if autocast else contextlib.nullcontext():
         if torch.is_grad_enabled() and not tracing and any(
                 t is not None and t.requires_grad for t in (k, q, v, prior, tau)):
-            out, _, maps = _FusedEMStep.apply(k, q, v1, prior, tau, mean, need_map, rows,
+            out, _, maps = _FusedEMStep.apply(k, q, v, prior, tau, mean, need_map, rows,
                                               eps, bounded, logits)
             return out, (maps if need_map else None)
         if logits is not None:
             q = _as(logit_vectors(q, logits, tau, _acc_dtype(q.dtype), parts=True)[0],
                     k.dtype)
-        out, _, maps = _forward(k, q, v1, prior, mean, need_map, rows, eps, bounded,
-                                tracing)
+        out, _, maps = _forward(k, q, v, prior, mean, need_map, rows, eps, bounded)
     return out, maps

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from ..recording import ClusterRecords
-from .em_step import LOGITS, fused_em_step, logit_vectors
+from .em_step import LOGITS, fused_em_step, key_vectors, logit_vectors
 
 M_STEPS = ('mean', 'sum')
 PROJ_INITS = ('kmeans', 'random')
@@ -374,18 +374,21 @@ class RecurrentClustering(ClusterRecords, nn.Module):
         keep_all = keep_all or (recording and self.record == 'all')
         want_last = return_maps or recording
         k, v = self.keys_values(x)  # once, Eq. 3
-        k = logit_vectors(self._split(k), self.logits).contiguous()  # (B, h, N, d)
+        fused = self.fused and self.fusable
+        k = self._split(k)  # (B, h, N, d), normalised once for cosine logits
+        k = key_vectors(k, self.logits) if fused else logit_vectors(k, self.logits).contiguous()
         v = self._split(v)
         tau = self.temperature()
         if tau.dtype != k.dtype or tau.device != k.device:
             tau = tau.to(device=k.device, dtype=k.dtype)
         prior = self._check_prior(prior, x, centers)
         mask = self.logit_mask(hw, x.shape[1], centers.shape[1], x.device)
-        fused = self.fused and self.fusable
         bound = None
         if fused:
-            # [V, 1], laid out once: its M-step sum is the mass
-            v = torch.cat([v, v.new_ones(v.shape[:-1] + (1, ))], dim=-1)
+            # the fused step reads V where it lies; training keeps a compact
+            # copy for backward instead of the whole key/value projection
+            if torch.is_grad_enabled() and v.requires_grad:
+                v = v.contiguous()
             # cosine logits lie in [-tau, tau]: the softmax needs no max pass
             # (on the CPU; on a GPU reading tau would cost a device sync)
             if self.logits != 'dot' and k.device.type == 'cpu':
@@ -399,8 +402,7 @@ class RecurrentClustering(ClusterRecords, nn.Module):
             if fused:  # E-step and M-step in one chunked pass (em_step.py)
                 c_heads, m_nk = fused_em_step(
                     k, q, v, prior, mean=self.m_step == 'mean', need_map=need,
-                    rows=self.chunk_rows, bound=bound, logits=self.logits, tau=tau,
-                    ones_column=True)
+                    rows=self.chunk_rows, bound=bound, logits=self.logits, tau=tau)
             else:
                 m_nk = self.assign(self.plain_logits(k, q, tau, prior, mask)).to(v.dtype)
                 c_heads = self.plain_m_step(m_nk, v)
