@@ -386,12 +386,9 @@ def profile_floors(profiles: List[dict]) -> List[dict]:
     Python can bring the ratio; only fewer or faster products can."""
     by_key: Dict[tuple, Dict[str, dict]] = {}
     for p in profiles:
-        key = (p['mode'], p['size'], p['batch'], p['dtype'])
-        role = 'cf' if p['model'].startswith('ClusterFormer') and not p['model'].endswith(
-            (PLAIN, COMPILED)) else ('swin' if p['model'].startswith('Swin') and
-                                     not p['model'].endswith(COMPILED) else None)
-        if role is not None:
-            by_key.setdefault(key, {})[role] = p
+        role = _role(p)  # the eager pair only: not the plain E/M or compiled copies
+        if role in ('cf', 'swin'):
+            by_key.setdefault((p['mode'], p['size'], p['batch'], p['dtype']), {})[role] = p
     floors = []
     for (mode, size, batch, dtype), pair in by_key.items():
         if set(pair) != {'cf', 'swin'}:
