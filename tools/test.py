@@ -51,7 +51,7 @@ def main(argv=None):
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if cfg.get('test_dataloader') and cfg.test_dataloader.get('dataset'):
         # annotations that mmdet/mmpretrain would read wrongly are refused
-        from mmcf.datasets.data_check import check_dataset_cfg
+        from mmcf.datasets.config_check import check_dataset_cfg
         check_dataset_cfg(cfg.test_dataloader.dataset, check_images=False, check_files=False)
     cfg.load_from = args.checkpoint
     setup_cpu_distributed(cfg)

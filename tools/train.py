@@ -124,7 +124,7 @@ def check_data(cfg, full: bool = True) -> None:
     ``full`` every file and image (``--check-data``), else the annotations
     only (always; cheap), which refuses what mmdet/mmpretrain would read
     wrongly and warns about the instances mmdet drops."""
-    from mmcf.datasets.data_check import check_dataset_cfg
+    from mmcf.datasets.config_check import check_dataset_cfg
     for split in ('train_dataloader', 'val_dataloader'):
         loader = cfg.get(split, None)
         if loader is not None and loader.get('dataset', None) is not None:

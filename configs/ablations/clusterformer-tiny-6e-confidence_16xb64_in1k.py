@@ -5,4 +5,4 @@
 # the parameter count and the CPU ablation run.
 _base_ = '../classification/clusterformer-tiny_16xb64_in1k.py'
 
-model = dict(backbone=dict(dispatch_mode='confidence'))
+model = dict(backbone=dict(dispatch_cfg=dict(mode='confidence')))

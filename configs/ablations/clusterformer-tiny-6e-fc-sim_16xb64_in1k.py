@@ -6,4 +6,4 @@
 # the parameter count and the CPU ablation run.
 _base_ = '../classification/clusterformer-tiny_16xb64_in1k.py'
 
-model = dict(backbone=dict(dispatch_mode='fc_sim'))
+model = dict(backbone=dict(dispatch_cfg=dict(mode='fc_sim')))

@@ -112,10 +112,11 @@ ROWS: List[Row] = [
     _row('6d', 'hd48', 'head dim 48', dict(clustering_cfg=dict(head_dim=48)), 38.14, 82.40),
     # (e) feature dispatching
     _row('6e', 'none', 'None', dict(with_dispatch=False), 26.27, 80.57),
-    _row('6e', 'fc', 'Vanilla FC Layer', dict(dispatch_mode='fc'), 27.14, 80.83),
-    _row('6e', 'confidence', 'Confidence-Based [68]', dict(dispatch_mode='confidence'),
+    _row('6e', 'fc', 'Vanilla FC Layer', dict(dispatch_cfg=dict(mode='fc')), 27.14, 80.83),
+    _row('6e', 'confidence', 'Confidence-Based [68]', dict(dispatch_cfg=dict(mode='confidence')),
          26.81, 80.69),
-    _row('6e', 'fc-sim', 'FC w/ Similarity [58]', dict(dispatch_mode='fc_sim'), 27.46, 80.96),
+    _row('6e', 'fc-sim', 'FC w/ Similarity [58]', dict(dispatch_cfg=dict(mode='fc_sim')),
+         27.46, 80.96),
     _row('6e', 'eq6', 'Ours (Eq. 6)', {}, 27.85, 81.31, default=True),
     # (f) decoder query initialization, instance segmentation (mask AP)
     _row('6f', 'free', 'Free Parameters', dict(center_init='free'), None, 44.2),

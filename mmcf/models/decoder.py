@@ -14,7 +14,8 @@
 
 Every head runs them through one trunk, :class:`~mmcf.models.trunk.
 ClusterDecoderTrunk`: class centers for semantic segmentation, instance
-centers for detection, instance and panoptic segmentation.
+centers for detection, instance and panoptic segmentation. The pipeline,
+with where the positions enter, is sketched once, in :mod:`mmcf.models.trunk`.
 """
 from __future__ import annotations
 
@@ -22,12 +23,13 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import FFN, MultiheadAttention
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor
 
-from .clustering import CenterInit, build_clustering, refuse_clustering_kwargs
+from .clustering import CenterInit, build_clustering, refuse_old_options
 
 CENTER_INITS = ('encoder', 'free', 'feature', 'mixed_selection', 'scene_adaptive')
 
@@ -38,13 +40,16 @@ class ClusterDecoderLayer(BaseModule):
 
     ::
 
-        C = LN(C + Drop(Proj(RCA(LN(I), C + P))))   # Eq. 4, T iterations
-        C = LN(C + SelfAttn(C + P, C + P, C))
+        A = RCA(LN(X), C + P)                       # Eq. 4: T iterations from C + P
+        C = LN(C + Drop(Proj(A)))
+        C = LN(C + SelfAttn(q=C + P, k=C + P, v=C))
         C = LN(C + FFN(C))
 
     ``P`` is a learned per-center embedding (the "query position") that keeps
-    the identity of each center. RCA returns the clustered centers of its
-    last M-step (Eq. 3); the residual keeps the center identity across layers.
+    the identity of each center. The RCA starts its EM iterations from ``C +
+    P`` and returns the centers of its last M-step (Eq. 3); with the residual
+    M-step (the default) ``A`` still holds ``C + P``, so the position enters
+    the content stream through ``Proj(A)``, not only the queries.
     ``clustering_cfg`` builds the RCA exactly as the encoder's blocks build
     theirs (:func:`~mmcf.models.clustering.build_clustering`: ``type``,
     ``num_iters``, ``head_dim``, ``logits``, ``logit_scale``, ``m_step``,
@@ -63,7 +68,7 @@ class ClusterDecoderLayer(BaseModule):
                  init_cfg: Optional[dict] = None,
                  **kwargs):
         super().__init__(init_cfg=init_cfg)
-        refuse_clustering_kwargs('transformer_decoder.layer_cfg', kwargs)
+        refuse_old_options('transformer_decoder.layer_cfg', kwargs)
         norm_cfg = norm_cfg or dict(type='LN')
         self.feat_norm = build_norm_layer(norm_cfg, dim)[1]
         self.clustering = build_clustering(clustering_cfg, dim)
@@ -180,7 +185,7 @@ class CenterQueryInit(nn.Module):
             self.center_coef = nn.Linear(dim, num_centers * num_basis)
         else:
             # Table 6f's "direct feature embedding" [17]: the literal Eq. 5
-            self.center_init_ffn = CenterInit(dim, num_centers, ffn_ratio=1.0, residual=False)
+            self.feature_centers = CenterInit(dim, num_centers, ffn_ratio=1.0, residual=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -210,7 +215,7 @@ class CenterQueryInit(nn.Module):
             return self.center_feat.weight.unsqueeze(0).expand(B, -1, -1)
         if self.mode == 'feature':
             tokens = coarse.flatten(2).transpose(1, 2)
-            return self.center_init_ffn(tokens, coarse.shape[-2:])
+            return self.feature_centers(tokens, coarse.shape[-2:])
         if self.mode == 'mixed_selection':
             return self._mixed_selection(coarse)
         if self.mode == 'scene_adaptive':
@@ -293,7 +298,8 @@ class ClusterTransformerDecoder(BaseModule):
 
     def reset_parameters(self) -> None:
         """Xavier for the layers' matrices, as Mask2Former's decoder, then
-        each RCA's ``proj_init`` (the k-means start by default)."""
+        each RCA's ``proj_init`` (default ``'random'``: the Xavier init
+        stays; ``'kmeans'`` starts the E-step as cosine k-means)."""
         for name, p in self.layers.named_parameters():
             # the E-step temperatures keep their set value (logit_scale)
             if p.dim() > 1 and not name.endswith('logit_scale'):
@@ -305,8 +311,23 @@ class ClusterTransformerDecoder(BaseModule):
         """The pixel level that decoder layer ``layer`` clusters."""
         return layer % num_levels
 
+    @staticmethod
+    @torch.no_grad()
+    def mask_prior(centers: Tensor, mask_feature: Tensor, mask_embed: Callable[[Tensor], Tensor],
+                   size: Tuple[int, int]) -> Tensor:
+        """The (B, h*w, K) E-step prior of the head's mask prior: ``log
+        sigmoid`` of the masks ``<mask_embed(C_k), F_p>`` that ``centers``
+        predict on the mask features ``F`` (B, D, H/4, W/4), resized to the
+        level's ``size`` (h, w), detached."""
+        masks = torch.einsum('bkd,bdhw->bkhw', mask_embed(centers), mask_feature)
+        masks = F.interpolate(masks.float(), size=tuple(size), mode='bilinear',
+                              align_corners=False)
+        return F.logsigmoid(masks).flatten(2).transpose(1, 2)
+
     def forward(self, level_tokens: Sequence[Tensor], centers: Tensor, pos: Tensor,
-                prior_fn: Optional[Callable[[int, Tensor], Optional[Tensor]]] = None,
+                level_shapes: Optional[Sequence[Tuple[int, int]]] = None,
+                mask_feature: Optional[Tensor] = None,
+                mask_embed: Optional[Callable[[Tensor], Tensor]] = None,
                 return_maps: bool = True
                 ) -> Iterator[Tuple[int, Tensor, Optional[Tensor]]]:
         """Run the layers; yields ``(layer index, centers, last assignment
@@ -314,15 +335,20 @@ class ClusterTransformerDecoder(BaseModule):
 
         ``level_tokens`` are the (B, N_l, D) pixel tokens of each level
         (with whatever positional terms the head adds), ``centers`` and
-        ``pos`` (B, K, D). ``prior_fn(level, centers)``, optional, gives
-        the (B, N_level, K) log prior of the E-steps of the layer that is
-        about to cluster ``level`` from ``centers`` (the heads' mask prior).
-        ``return_maps=False``: the head does not read the maps; None is
-        yielded in their place and the fused E/M step writes none.
+        ``pos`` (B, K, D). With ``mask_embed`` (the head's map from centers
+        to mask embeddings), ``mask_feature`` and the levels' (h, w)
+        ``level_shapes``, every layer's E-steps take the mask prior of the
+        centers it starts from (:meth:`mask_prior`): ``softmax_k(S_ki + log
+        sigmoid(m_k(i)))``. ``return_maps=False``: the head does not read the
+        maps; None is yielded in their place and the fused E/M step writes
+        none.
         """
+        if mask_embed is not None and (mask_feature is None or level_shapes is None):
+            raise ValueError('the mask prior needs mask_feature and level_shapes')
         for i, layer in enumerate(self.layers):
             level = self.level_index(i, len(level_tokens))
-            prior = prior_fn(level, centers) if prior_fn is not None else None
+            prior = None if mask_embed is None else self.mask_prior(
+                centers, mask_feature, mask_embed, level_shapes[level])
             centers, assign = layer(level_tokens[level], centers, pos, prior=prior,
                                     return_maps=return_maps)
             yield i, centers, assign

@@ -1,17 +1,25 @@
 """The decoder trunk that every ClusterFormer head runs (§3.3).
 
-:class:`ClusterDecoderTrunk` turns the backbone's maps and cluster centers
-into decoded centers and per-pixel features::
+This is the one sketch of the decoder pipeline; the heads' and the decoder's
+docstrings point here. :class:`ClusterDecoderTrunk` turns the backbone's
+maps ``I^1..I^4`` and last-stage cluster centers ``E`` into decoded centers
+and per-pixel features::
 
     F, {I^l} = PixelDecoder(I^1..I^4)         # F: stride-4 per-pixel features
-    C^0      = CenterQueryInit(E | free | I)   # K centers (Table 6f)
-    for l in 1..L:                             # ClusterTransformerDecoder
-        C^l = RCA^l(I^(l mod 3) [+ pos], C^(l-1) + P)   # Eq. 4, T iterations
-        C^l = SelfAttn(C^l); C^l = FFN(C^l)
+    X^l      = tokens(I^l) [+ PE(I^l) + e_l]   # feat_pos: sine position, level embedding
+    C^0      = CenterQueryInit(E | free | ...) # K centers (Table 6f, `center_init`)
+    for l in 1..L:                             # ClusterTransformerDecoder (decoder.py)
+        A   = RCA^l(LN(X^(l mod 3)), C^(l-1) + P [, log mask prior])   # Eq. 4, T iterations
+        C   = LN(C^(l-1) + Drop(Proj(A)))      # A still holds C + P: P enters the content
+        C   = LN(C + SelfAttn(q=C + P, k=C + P, v=C))
+        C^l = LN(C + FFN(C))
+    head_l   = predictions(LN_out(C^l), F)     # class scores, masks, boxes (each head)
 
-and holds the out-norm that the heads' predictions read and the
-cluster-assignment recorder of the decoder layers. The heads compose it
-(``head.trunk``): the semantic head
+``P`` is the learned per-center position (``query_pos``); ``LN_out`` the
+out-norm the heads' predictions read. The optional mask prior (the
+detection heads' ``assign_prior='mask'``) is computed by the decoder from
+the head's mask embedding: ``log sigmoid <MLP(LN_out(C^(l-1))), F>``
+resized to the level. The semantic head
 (:class:`~mmcf.models.segmentation.ClusterFormerHead`) puts class scores on
 top, the detection and panoptic heads
 (:class:`~mmcf.models.detection.center_head.ClusterFormerCenterHead`) class,
@@ -36,10 +44,10 @@ from .recording import AssignmentRecorder
 from .utils import loads_pretrained
 
 
-def build_pixel_decoder(cfg: Optional[dict], in_channels: Sequence[int], channels: int,
+def build_pixel_decoder(cfg: Optional[dict], in_channels: Sequence[int], dim: int,
                         registry) -> nn.Module:
     """Build a pixel decoder from its config, filling in the backbone's
-    ``in_channels`` and the head's width as ``feat_channels`` and
+    ``in_channels`` and the head's width ``dim`` as ``feat_channels`` and
     ``out_channels``; widths that the config sets to anything else are
     refused. mmdet's decoders are found by their mmdet name from mmseg too
     (``'MSDeformAttnPixelDecoder'`` is ``'mmdet.MSDeformAttnPixelDecoder'``
@@ -51,10 +59,10 @@ def build_pixel_decoder(cfg: Optional[dict], in_channels: Sequence[int], channel
         cfg['type'] = 'mmdet.' + kind
     cfg.update(in_channels=list(in_channels))
     for key in ('feat_channels', 'out_channels'):
-        cfg.setdefault(key, channels)
-        if cfg[key] != channels:
+        cfg.setdefault(key, dim)
+        if cfg[key] != dim:
             raise ValueError(f'pixel_decoder {key} ({cfg[key]}) must equal the head\'s '
-                             f'channels ({channels})')
+                             f'width ({dim})')
     return registry.build(cfg)
 
 
@@ -102,7 +110,8 @@ class ClusterDecoderTrunk(AssignmentRecorder, BaseModule):
 
     Args:
         in_channels: channels of the backbone maps that ``in_index`` selects.
-        channels: decoder width D.
+        dim: decoder width D (a head's ``channels`` in mmseg, ``feat_channels``
+            in mmdet).
         num_centers: K.
         registry: the owner's model registry (mmseg's or mmdet's), which
             builds the pixel decoder.
@@ -123,7 +132,7 @@ class ClusterDecoderTrunk(AssignmentRecorder, BaseModule):
 
     def __init__(self,
                  in_channels: Sequence[int],
-                 channels: int,
+                 dim: int,
                  num_centers: int,
                  registry,
                  in_index: Sequence[int] = (0, 1, 2, 3),
@@ -140,10 +149,10 @@ class ClusterDecoderTrunk(AssignmentRecorder, BaseModule):
         if len(in_channels) != len(in_index):
             raise ValueError(f'in_channels {list(in_channels)} and in_index {list(in_index)} '
                              'must have the same length')
-        D = channels
+        D = dim
         self.in_channels = list(in_channels)
         self.in_index = list(in_index)
-        self.channels = D
+        self.dim = D
         self.feat_pos = feat_pos
         self.pixel_decoder = build_pixel_decoder(pixel_decoder, self.in_channels, D, registry)
         # mmdet's MSDeformAttnPixelDecoder (and its kin) return multi-scale
@@ -240,16 +249,16 @@ class ClusterDecoderTrunk(AssignmentRecorder, BaseModule):
 
     # --------------------------------------------------------------- forward
     def forward(self, inputs: Sequence[Tensor], batch_img_metas: Optional[List[dict]] = None,
-                prior_fn: Optional[Callable[[Tensor, Tensor, Tuple[int, int]], Tensor]] = None,
+                mask_embed: Optional[Callable[[Tensor], Tensor]] = None,
                 return_maps: bool = False, owner: str = 'the head') -> TrunkOutput:
         """Run the pixel decoder and the decoder layers on the backbone's
         outputs (:class:`TrunkOutput`).
 
-        ``prior_fn(centers, mask_feature, (h, w))``, optional, gives the
-        (B, h*w, K) log prior of the E-steps of the layer that is about to
-        cluster a level of size (h, w) from ``centers`` (the heads' mask
-        prior). ``return_maps``: the head reads the layers' assignment maps
-        (else the fused E/M step writes none).
+        ``mask_embed``, optional: the head's mask embedding (normed centers
+        to (B, K, D) embeddings); given, every layer's E-steps take the mask
+        prior of the centers it starts from, computed by the decoder (module
+        docstring). ``return_maps``: the head reads the layers' assignment
+        maps (else the fused E/M step writes none).
         """
         maps, enc_centers = self.split_inputs(inputs, owner)
         mask_feature, levels = self.pixel_decode(maps, batch_img_metas)
@@ -257,18 +266,18 @@ class ClusterDecoderTrunk(AssignmentRecorder, BaseModule):
         centers = self.query_init(enc_centers, levels[0])
         pos = self.query_pos.weight.unsqueeze(0).expand(B, -1, -1).to(centers.dtype)
         decoder = self.transformer_decoder
-        shapes = [tuple(levels[decoder.level_index(i, len(levels))].shape[-2:])
+        level_shapes = [tuple(lvl.shape[-2:]) for lvl in levels]
+        shapes = [level_shapes[decoder.level_index(i, len(levels))]
                   for i in range(self.num_layers)]
         self.set_assignment_shapes(shapes)
-        out = TrunkOutput([centers], [None], [tuple(levels[0].shape[-2:])] + shapes,
-                          mask_feature, levels)
+        out = TrunkOutput([centers], [None], [level_shapes[0]] + shapes, mask_feature, levels)
         tokens = [self.tokens(lvl, j) for j, lvl in enumerate(levels)]
-        def layer_prior(level: int, current: Tensor) -> Tensor:
-            return prior_fn(current, mask_feature, tuple(levels[level].shape[-2:]))
+        def embed(c: Tensor) -> Tensor:  # what the head's masks read: LN_out(C)
+            return mask_embed(self.out_norm(c))
 
         for _, centers, assign in decoder(
-                tokens, centers, pos, prior_fn=layer_prior if prior_fn is not None else None,
-                return_maps=return_maps):
+                tokens, centers, pos, level_shapes, mask_feature,
+                embed if mask_embed is not None else None, return_maps=return_maps):
             out.centers.append(centers)
             out.assignments.append(assign)
         return out

@@ -25,8 +25,9 @@ from helpers import ROOT, load_tool, logged, python
 
 import mmcf  # noqa: F401
 from mmcf.engine import CheckpointError
+from mmcf.datasets.config_check import check_data_root
 from mmcf.datasets.data_check import (DatasetError, check_coco_instances, check_coco_panoptic,
-                                   check_data_root, check_semantic)
+                                      check_semantic)
 
 CLS, SEG = DEMOS[0], DEMOS[1]
 

@@ -83,7 +83,7 @@ def test_in_channels_option():
     dict(with_clustering=False, with_dispatch=False),
     dict(clustering_cfg=dict(type='VanillaCrossAttention')),
     dict(clustering_cfg=dict(type='KMeansClustering')), dict(clustering_cfg=dict(m_step='sum')),
-    dict(dispatch_sim='assignment'), dict(clustering_cfg=dict(num_iters=1)),
+    dict(dispatch_cfg=dict(sim='assignment')), dict(clustering_cfg=dict(num_iters=1)),
     dict(clustering_cfg=dict(head_dim=16))])
 def test_ablation_switches_run_and_train(kwargs):
     model = ClusterFormer('test', out_centers=True, **kwargs)
@@ -254,7 +254,7 @@ def test_mmcf01_clustering_collapses_at_initialisation():
     torch.manual_seed(0)
     model = ClusterFormer('test', out_indices=(0, 1, 2, 3), out_centers=True,
                           clustering_cfg=dict(logits='dot', residual=False),
-                          center_init_residual=False, record_assignments='all')
+                          center_init_cfg=dict(residual=False), record_assignments='all')
     model.init_weights()
     x = _scene(64)
     with torch.no_grad():

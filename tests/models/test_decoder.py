@@ -137,7 +137,7 @@ def test_pixel_decoder_widths_follow_the_head():
     assert head.trunk.pixel_decoder.mask_feature.out_channels == cfg['channels']
     cfg['pixel_decoder'] = dict(cfg['pixel_decoder'], out_channels=32)
     with pytest.raises(ValueError, match=r"out_channels \(32\) must equal the head's "
-                       r'channels \(64\)'):
+                       r'width \(64\)'):
         _build(cfg)
     from helpers import build_head_from_config
     det = osp.join(ROOT, 'configs', 'detection', 'clusterformer-test_1xb8-1k_shapes-inst.py')

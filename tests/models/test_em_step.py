@@ -13,6 +13,8 @@ _pkg.__path__ = [osp.join(osp.dirname(__file__), '..', '..', 'mmcf', 'models')]
 sys.modules.setdefault('mmcf_framework_free', _pkg)
 clustering = importlib.import_module('mmcf_framework_free.clustering')
 em_step = importlib.import_module('mmcf_framework_free.clustering.em_step')
+geometry = importlib.import_module('mmcf_framework_free.clustering.geometry')
+chunks = importlib.import_module('mmcf_framework_free.clustering.chunks')
 fused_em_step = em_step.fused_em_step
 RecurrentClustering = clustering.RecurrentClustering
 
@@ -129,7 +131,7 @@ def test_fused_em_step_refuses_bad_shapes():
     with pytest.raises(ValueError, match='expects'):
         fused_em_step(torch.zeros(2, 3, 4), torch.zeros(1, 1, 2, 4), torch.zeros(1, 1, 3, 4))
     with pytest.raises(ValueError, match='chunk rows'):
-        em_step.chunk_rows(1, 4, torch.device('cpu'), rows=0)
+        chunks.chunk_rows(1, 4, torch.device('cpu'), rows=0)
 
 
 def _pair(seed=0, **kw):
@@ -274,7 +276,7 @@ def test_key_vectors_equal_the_formula_on_a_strided_view(logits, rows):
         if logits != 'dot':
             u = u / torch.sqrt((u * u).sum(-1, keepdim=True) + 1e-8)
         return u
-    out = em_step.key_vectors(view(kv), logits, rows=rows)
+    out = geometry.key_vectors(view(kv), logits, rows=rows)
     ref = formula(view(kv))
     assert out.is_contiguous()
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
@@ -283,11 +285,11 @@ def test_key_vectors_equal_the_formula_on_a_strided_view(logits, rows):
     ref_grad, = torch.autograd.grad((ref * w).sum(), kv)
     torch.testing.assert_close(grad, ref_grad, rtol=1e-10, atol=1e-10)
     with torch.no_grad():  # the inference path (no autograd function)
-        torch.testing.assert_close(em_step.key_vectors(view(kv), logits, rows=rows), ref.detach())
-    assert torch.autograd.gradcheck(lambda t: em_step.key_vectors(view(t), logits, rows=rows),
+        torch.testing.assert_close(geometry.key_vectors(view(kv), logits, rows=rows), ref.detach())
+    assert torch.autograd.gradcheck(lambda t: geometry.key_vectors(view(t), logits, rows=rows),
                                     (kv, ))
     with pytest.raises(ValueError, match='logits must be one of'):
-        em_step.key_vectors(view(kv), 'euclid')
+        geometry.key_vectors(view(kv), 'euclid')
 
 
 def test_fused_em_step_reads_strided_values():

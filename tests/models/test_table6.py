@@ -221,7 +221,7 @@ def test_dispatch_rows_match_their_formulas():
     with pytest.raises(ValueError, match='dispatch mode'):
         FeatureDispatch(16, mode='gate')
     with pytest.raises(ValueError, match='with_clustering=True'):
-        ClusterFormer('test', with_clustering=False, dispatch_mode='confidence')
+        ClusterFormer('test', with_clustering=False, dispatch_cfg=dict(mode='confidence'))
 
 
 # ------------------------------------------------- 6f initial decoder queries

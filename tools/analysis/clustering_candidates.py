@@ -51,14 +51,15 @@ def _clustering(logits: str, tau: Optional[float] = None, proj_init: Optional[st
 def _backbone(what: str, logits: str, tau: float, proj_init: str, residual: bool,
               grid: bool) -> tuple:
     """A backbone candidate with every clustering option spelled out."""
-    return what, dict(_clustering(logits, tau, proj_init, residual), center_init_residual=grid)
+    return what, dict(_clustering(logits, tau, proj_init, residual),
+                      center_init_cfg=dict(residual=grid))
 
 
 #: mmcf 0.1's backbone clustering, as absolute config keys
 OLD_BACKBONE = {'model.backbone.clustering_cfg.logits': 'dot',
                 'model.backbone.clustering_cfg.proj_init': 'random',
                 'model.backbone.clustering_cfg.residual': False,
-                'model.backbone.center_init_residual': False}
+                'model.backbone.center_init_cfg.residual': False}
 
 #: name -> (what it is, cfg-options under the task's prefix, or absolute
 #: ``model.`` keys). 'today' / 'mmcf-0.1' is mmcf 0.1's clustering.

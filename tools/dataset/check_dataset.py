@@ -18,8 +18,9 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.realpath(__file__)))))
 from mmengine.config import DictAction  # noqa: E402
 
-from mmcf.datasets.data_check import (FORMATS, DatasetError, check_data_root,  # noqa: E402
-                                      check_dataset_cfg)
+from mmcf.datasets.config_check import (FORMATS, check_data_root,  # noqa: E402
+                                        check_dataset_cfg)
+from mmcf.datasets.data_check import DatasetError  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -38,15 +38,9 @@ train_dataloader = dict(
         pipeline=train_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True))
 val_dataloader = dict(
-    batch_size=32,
-    num_workers=0,
-    dataset=dict(
-        type='CustomDataset',
-        data_root=data_root,
-        data_prefix='val',
-        ann_file='meta/val.txt',
-        classes=classes,
-        pipeline=test_pipeline),
+    train_dataloader,
+    dataset=dict(train_dataloader['dataset'], data_prefix='val', ann_file='meta/val.txt',
+                 pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False))
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_dataloader = val_dataloader

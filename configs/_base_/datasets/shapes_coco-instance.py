@@ -43,20 +43,12 @@ train_dataloader = dict(
         pipeline=train_pipeline,
         backend_args=backend_args))
 val_dataloader = dict(
-    batch_size=8,
-    num_workers=0,
-    persistent_workers=False,
+    {k: v for k, v in train_dataloader.items() if k != 'batch_sampler'},
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_val.json',
-        data_prefix=dict(img='val/'),
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
+    dataset=dict({k: v for k, v in train_dataloader['dataset'].items() if k != 'filter_cfg'},
+                 ann_file='annotations/instances_val.json', data_prefix=dict(img='val/'),
+                 test_mode=True, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(
     type='CocoMetric',

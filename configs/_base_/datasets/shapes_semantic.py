@@ -40,18 +40,10 @@ train_dataloader = dict(
         data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train'),
         pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=8,
-    num_workers=0,
+    train_dataloader,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        metainfo=metainfo,
-        img_suffix='.png',
-        seg_map_suffix='.png',
-        reduce_zero_label=False,
-        data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
-        pipeline=test_pipeline))
+    dataset=dict(train_dataloader['dataset'], pipeline=test_pipeline,
+                 data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val')))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator

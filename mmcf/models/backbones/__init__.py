@@ -1,6 +1,7 @@
 from mmengine.registry import MODELS
 
-from .clusterformer import ClusterBlock, ClusterFormer, ClusterStage
+from .cluster_block import ClusterBlock, ClusterStage
+from .clusterformer import ClusterFormer
 
 # Registered in mmengine's root registry: the model registries of mmpretrain,
 # mmdet and mmseg are its children and look a missing type up in their

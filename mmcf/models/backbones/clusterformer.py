@@ -6,139 +6,17 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks.drop import build_dropout
-from mmcv.cnn.bricks.transformer import FFN, PatchEmbed, PatchMerging
+from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import constant_init, trunc_normal_init
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..clustering import (CenterInit, FeatureDispatch, RecurrentClustering, build_clustering,
-                          clustering_num_iters, refuse_clustering_kwargs)
+from ..clustering import (RecurrentClustering, clustering_default, clustering_num_iters,
+                          refuse_old_options)
 from ..recording import AssignmentRecorder
 from ..utils import loads_pretrained, quiet_init_report
-
-
-class ClusterBlock(BaseModule):
-    """One ClusterFormer block (Fig. 2a).
-
-    ::
-
-        x_n = LN(x)
-        C0  = CenterInit(x_n)                  # Eq. 5
-        C,M = Clustering(x_n, C0)              # Eq. 3, T iterations
-        x   = x + DropPath(Dispatch(x_n, C))   # Eq. 6
-        x   = x + DropPath(FFN(LN(x)))         # transformer FFN
-
-    ``clustering_cfg`` builds the clustering layer
-    (:func:`~mmcf.models.clustering.build_clustering`; its ``type`` chooses
-    the rows of Table 6c, its ``head_dim`` with ``num_heads`` those of 6d);
-    ``with_clustering=False`` keeps ``C = C0`` (no center update) and
-    ``with_dispatch=False`` leaves the features untouched by the centers: the
-    two switches of Table 6a. ``dispatch_mode`` chooses the rows of Table 6e.
-    The forward returns the new features and the block's centers.
-    """
-
-    def __init__(self,
-                 dim: int,
-                 num_centers: int = 100,
-                 num_heads: Optional[int] = None,
-                 clustering_cfg: Optional[dict] = None,
-                 mlp_ratio: float = 4.,
-                 center_ffn_ratio: float = 0.25,
-                 dispatch_mlp_ratio: float = 0.25,
-                 center_init_residual: bool = True,
-                 dispatch_sim: str = 'cosine',
-                 dispatch_mode: str = 'eq6',
-                 with_clustering: bool = True,
-                 with_dispatch: bool = True,
-                 drop_rate: float = 0.,
-                 drop_path_rate: float = 0.,
-                 norm_cfg: Optional[dict] = None,
-                 with_cp: bool = False,
-                 init_cfg: Optional[dict] = None,
-                 **kwargs):
-        super().__init__(init_cfg=init_cfg)
-        refuse_clustering_kwargs(type(self).__name__, kwargs)
-        norm_cfg = norm_cfg or dict(type='LN')
-        self.with_cp = with_cp
-        self.with_clustering = with_clustering
-        self.with_dispatch = with_dispatch
-        self.norm1 = build_norm_layer(norm_cfg, dim)[1]
-        self.center_init = CenterInit(dim, num_centers, center_ffn_ratio,
-                                      residual=center_init_residual)
-        self.clustering = build_clustering(clustering_cfg, dim, num_heads) \
-            if with_clustering else None
-        self.dispatch = FeatureDispatch(
-            dim, dispatch_mlp_ratio, dispatch_sim, dispatch_mode) if with_dispatch else None
-        if with_dispatch and self.dispatch.needs_assignment and not with_clustering:
-            raise ValueError(f"dispatch_sim={dispatch_sim!r} / dispatch_mode={dispatch_mode!r} "
-                             'reads the assignment map: it needs with_clustering=True')
-        drop_path = dict(type='DropPath', drop_prob=drop_path_rate)
-        self.drop_path = build_dropout(drop_path) if drop_path_rate > 0 else nn.Identity()
-        self.norm2 = build_norm_layer(norm_cfg, dim)[1]
-        self.ffn = FFN(
-            embed_dims=dim,
-            feedforward_channels=int(dim * mlp_ratio),
-            num_fcs=2,
-            ffn_drop=drop_rate,
-            dropout_layer=drop_path,
-            act_cfg=dict(type='GELU'),
-            add_identity=True)
-
-    def _forward(self, x: torch.Tensor, hw: Tuple[int, int]
-                 ) -> Tuple[torch.Tensor, torch.Tensor]:
-        x_n = self.norm1(x)
-        centers = self.center_init(x_n, hw)
-        maps: List[torch.Tensor] = []
-        if self.clustering is not None:
-            # the maps are written only when the dispatch reads them (or
-            # recording asks); the fused E/M step skips them otherwise
-            centers, maps = self.clustering(
-                x_n, centers, hw=hw,
-                return_maps=self.dispatch is not None and self.dispatch.needs_assignment)
-        if self.dispatch is not None:
-            x = x + self.drop_path(self.dispatch(x_n, centers, maps[-1] if maps else None))
-        x = self.ffn(self.norm2(x), identity=x)
-        return x, centers
-
-    def forward(self, x: torch.Tensor, hw: Tuple[int, int]
-                ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The new features (B, N, D) and the block's centers (B, K, D)."""
-        if self.with_cp and x.requires_grad:
-            return cp.checkpoint(self._forward, x, hw, use_reentrant=False)
-        return self._forward(x, hw)
-
-
-class ClusterStage(BaseModule):
-    """Optional 2x2 patch merging (stride x2) followed by ``depth`` blocks."""
-
-    def __init__(self,
-                 in_dim: int,
-                 dim: int,
-                 depth: int,
-                 downsample: bool,
-                 block_cfgs: Sequence[dict],
-                 norm_cfg: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
-        norm_cfg = norm_cfg or dict(type='LN')
-        self.downsample = PatchMerging(
-            in_channels=in_dim, out_channels=dim, norm_cfg=norm_cfg) if downsample else None
-        self.blocks = ModuleList([ClusterBlock(dim=dim, norm_cfg=norm_cfg, **cfg)
-                                  for cfg in block_cfgs])
-        assert len(self.blocks) == depth
-
-    def forward(self, x: torch.Tensor, hw: Tuple[int, int]
-                ) -> Tuple[torch.Tensor, Tuple[int, int], torch.Tensor]:
-        """The stage's features, their (H, W) and its last block's centers."""
-        if self.downsample is not None:
-            x, hw = self.downsample(x, hw)
-            hw = tuple(hw)
-        for block in self.blocks:
-            x, centers = block(x, hw)
-        return x, hw, centers
+from .cluster_block import ClusterStage
 
 
 class ClusterFormer(AssignmentRecorder, BaseModule):
@@ -168,40 +46,25 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
     Args:
         arch: a name from ``arch_zoo`` or a dict with ``embed_dims`` (int,
             doubled every stage, or a list of 4) and ``depths``; it may also
-            set ``num_centers``, ``head_dim``, ``num_heads`` (per stage),
-            ``mlp_ratio``.
+            set ``num_centers``, ``head_dim``, ``num_heads`` (per stage) and
+            ``mlp_ratio`` (the blocks' FFN, 4).
         in_channels: input channels.
-        num_centers: K, centers per block (100 in §4.1.1).
-        clustering_cfg: the clustering layer of every block, one dict with
-            one name per option from here to the E-step
-            (:func:`~mmcf.models.clustering.build_clustering`): ``type``
-            ('RecurrentClustering', Eq. 3, default; the Table 6c rows
-            'CosineClustering', 'VanillaCrossAttention',
-            'CrissCrossClustering', 'KMeansClustering'), ``num_iters`` (T, 3,
-            Table 6b), ``head_dim`` (width of a head's query and key, 32,
-            Table 6d; default: the arch's), ``logits``, ``logit_scale``,
-            ``m_step``, ``residual``, ``proj_init``, ``qkv_bias``, ``fused``,
-            ``chunk_rows``; see
-            :class:`~mmcf.models.clustering.RecurrentClustering`. The named
-            archs fix the heads per stage (``num_heads``), so ``head_dim``
-            changes each head's width and the parameters grow with it, as in
-            Table 6d. The defaults and the measurements behind them:
-            docs/en/clustering.md.
+        num_centers: K, centers per block (default: the arch's, else 100 as
+            in §4.1.1).
         num_heads: heads per stage (an int or one per stage); default: the
             arch's ``num_heads``, or ``width // head_dim`` for a custom arch
             dict without it (the width split into heads of ``head_dim``).
-        center_init_residual: Eq. 5 as ``P + FFN(P)`` (default True; False
-            is the literal ``FFN(P)``), see
+        clustering_cfg: Eq. 3, the clustering layer of every block
+            (:func:`~mmcf.models.clustering.build_clustering`; ``type`` picks
+            Table 6c's row, ``head_dim`` defaults to the arch's). The
+            named archs fix the heads per stage, so ``head_dim`` changes
+            each head's width and the parameters grow with it (Table 6d).
+        center_init_cfg: Eq. 5, options of
             :class:`~mmcf.models.clustering.CenterInit`.
-        dispatch_sim: 'cosine' or 'assignment', see
-            :class:`~mmcf.models.clustering.FeatureDispatch`.
-        dispatch_mode: 'eq6' (default), 'fc', 'confidence' [68] or
-            'fc_sim' [58] (Table 6e, see
-            :class:`~mmcf.models.clustering.FeatureDispatch`).
+        dispatch_cfg: Eq. 6, options of
+            :class:`~mmcf.models.clustering.FeatureDispatch` (``mode``:
+            Table 6e).
         with_clustering / with_dispatch: Table 6a switches.
-        center_ffn_ratio / dispatch_mlp_ratio: hidden widths of the Eq. 5
-            FFN and the Eq. 6 MLP; the paper does not give them (0.25: the
-            parameter counts closest to Table 1's, docs/en/analysis.md).
         out_indices: stages whose maps are returned.
         out_centers: also return the last stage's centers.
         drop_rate, drop_path_rate: FFN dropout and stochastic depth (linearly
@@ -210,7 +73,11 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
             (-1: nothing frozen).
         norm_eval: keep BatchNorm layers in eval mode while training.
         with_cp: gradient checkpointing of each block.
+        norm_cfg: the norm layers (LN).
         record_assignments: 'none' | 'last' | 'all'.
+
+    The three option dicts and their defaults, with the measurements behind
+    them: docs/en/clustering.md.
     """
 
     arch_zoo: Dict[str, dict] = {
@@ -229,14 +96,10 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
                  arch: Union[str, dict] = 'tiny',
                  in_channels: int = 3,
                  num_centers: Optional[int] = None,
-                 clustering_cfg: Optional[dict] = None,
                  num_heads: Optional[Union[int, Sequence[int]]] = None,
-                 mlp_ratio: Optional[float] = None,
-                 center_ffn_ratio: float = 0.25,
-                 dispatch_mlp_ratio: float = 0.25,
-                 center_init_residual: bool = True,
-                 dispatch_sim: str = 'cosine',
-                 dispatch_mode: str = 'eq6',
+                 clustering_cfg: Optional[dict] = None,
+                 center_init_cfg: Optional[dict] = None,
+                 dispatch_cfg: Optional[dict] = None,
                  with_clustering: bool = True,
                  with_dispatch: bool = True,
                  out_indices: Sequence[int] = (3, ),
@@ -251,33 +114,84 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  **kwargs):
         super().__init__(init_cfg=init_cfg)
-        refuse_clustering_kwargs('ClusterFormer', kwargs)
+        if 'mlp_ratio' in kwargs:
+            raise TypeError(f"ClusterFormer: mlp_ratio= is an arch setting; pass "
+                            f"arch=dict(..., mlp_ratio={kwargs['mlp_ratio']!r})")
+        refuse_old_options('ClusterFormer', kwargs)
         self.arch_settings = self._parse_arch(arch)
         dims = self.arch_settings['embed_dims']
         depths = self.arch_settings['depths']
-        clustering_cfg = dict(clustering_cfg or {})
-        if 'num_heads' in clustering_cfg:
-            raise ValueError('ClusterFormer: clustering_cfg must not set num_heads; the '
-                             'heads are set per stage by the arch or num_heads=')
-        if clustering_cfg.get('head_dim') is None:
-            clustering_cfg['head_dim'] = self.arch_settings.get('head_dim', 32)
-        head_dim = clustering_cfg['head_dim']
-        # None means "the arch's value"; 0 or less is refused, not replaced
-        for name, value in (('num_centers', num_centers),
-                            ('clustering_cfg.head_dim', head_dim),
-                            ('clustering_cfg.num_iters', clustering_cfg.get('num_iters'))):
-            if value is not None and (not isinstance(value, int) or value <= 0):
-                hint = '' if name.endswith('num_iters') else ' (or None for the arch default)'
-                raise ValueError(f'ClusterFormer: {name} must be a positive int{hint}, got '
-                                 f'{value!r}')
+        clustering_cfg = self._clustering_cfg(clustering_cfg, num_centers)
         if not 0 <= drop_path_rate < 1:
             raise ValueError(f'ClusterFormer: drop_path_rate must be in [0, 1), got '
                              f'{drop_path_rate!r}')
         num_centers = num_centers if num_centers is not None else \
             self.arch_settings.get('num_centers', 100)
-        mlp_ratio = mlp_ratio or self.arch_settings.get('mlp_ratio', 4.)
         norm_cfg = norm_cfg or dict(type='LN')
+        out_indices = self._check_indices(out_indices, frozen_stages)
+        self.head_dim = clustering_default(clustering_cfg, 'head_dim')
+        num_heads = self._stage_heads(num_heads, dims, self.head_dim)
 
+        self.in_channels = in_channels
+        self.embed_dims = dims
+        self.num_features = dims
+        self.num_centers = num_centers
+        self.num_heads = num_heads
+        self.out_indices = tuple(out_indices)
+        self.out_centers = out_centers
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+
+        self.patch_embed = PatchEmbed(
+            in_channels=in_channels, embed_dims=dims[0], conv_type='Conv2d',
+            kernel_size=4, stride=4, padding='corner', norm_cfg=norm_cfg)
+        self.drop_after_pos = nn.Dropout(p=drop_rate)
+
+        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, sum(depths))]
+        block_cfg = dict(
+            num_centers=num_centers, clustering_cfg=clustering_cfg,
+            center_init_cfg=center_init_cfg, dispatch_cfg=dispatch_cfg,
+            with_clustering=with_clustering, with_dispatch=with_dispatch,
+            drop_rate=drop_rate, with_cp=with_cp)
+        if 'mlp_ratio' in self.arch_settings:
+            block_cfg['mlp_ratio'] = self.arch_settings['mlp_ratio']
+        self.stages = ModuleList()
+        for i, depth in enumerate(depths):
+            start = sum(depths[:i])
+            self.stages.append(ClusterStage(
+                in_dim=dims[i - 1] if i else dims[0], dim=dims[i], downsample=i > 0,
+                drop_path_rates=dpr[start:start + depth], norm_cfg=norm_cfg,
+                num_heads=num_heads[i], **block_cfg))
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, dims[i])[1])
+        if out_centers:
+            self.norm_centers = build_norm_layer(norm_cfg, dims[-1])[1]
+        self.init_assignment_recording(
+            [[blk.clustering for blk in stage.blocks] for stage in self.stages],
+            clustering_num_iters(clustering_cfg), record_assignments)
+        self._freeze_stages()
+
+    def _clustering_cfg(self, cfg: Optional[dict], num_centers: Optional[int]) -> dict:
+        """The blocks' ``clustering_cfg``: the arch's ``head_dim`` unless the
+        config sets one; positive ints checked (None means "the arch's
+        value"; 0 or less is refused, not replaced)."""
+        cfg = dict(cfg or {})
+        if 'num_heads' in cfg:
+            raise ValueError('ClusterFormer: clustering_cfg must not set num_heads; the '
+                             'heads are set per stage by the arch or num_heads=')
+        if cfg.get('head_dim') is None and 'head_dim' in self.arch_settings:
+            cfg['head_dim'] = self.arch_settings['head_dim']
+        for name, value in (('num_centers', num_centers),
+                            ('clustering_cfg.head_dim', cfg.get('head_dim')),
+                            ('clustering_cfg.num_iters', cfg.get('num_iters'))):
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                hint = '' if name.endswith('num_iters') else ' (or None for the arch default)'
+                raise ValueError(f'ClusterFormer: {name} must be a positive int{hint}, got '
+                                 f'{value!r}')
+        return cfg
+
+    def _check_indices(self, out_indices: Union[int, Sequence[int]], frozen_stages: int
+                       ) -> List[int]:
         if isinstance(out_indices, int):
             out_indices = [out_indices]
         out_indices = [i + self.num_stages if i < 0 else i for i in out_indices]
@@ -286,8 +200,14 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
                 raise ValueError(f'out_indices {i} is out of range 0..{self.num_stages - 1}')
         if not -1 <= frozen_stages <= self.num_stages:
             raise ValueError(f'frozen_stages must be in -1..{self.num_stages}, got {frozen_stages}')
+        return out_indices
+
+    def _stage_heads(self, num_heads: Optional[Union[int, Sequence[int]]], dims: List[int],
+                     head_dim: int) -> List[int]:
+        """Heads per stage: ``num_heads``, else the arch's, else the widths
+        split into heads of ``head_dim``."""
         num_heads = num_heads if num_heads is not None else self.arch_settings.get('num_heads')
-        if num_heads is None:  # the width split into heads of head_dim
+        if num_heads is None:
             for d in dims:
                 if d % head_dim:
                     raise ValueError(f'embed_dims {dims} must be multiples of head_dim '
@@ -300,48 +220,7 @@ class ClusterFormer(AssignmentRecorder, BaseModule):
                 not isinstance(h, int) or h < 1 or d % h for h, d in zip(num_heads, dims)):
             raise ValueError(f'num_heads {num_heads} must give {self.num_stages} head counts '
                              f'that divide embed_dims {dims}')
-
-        self.in_channels = in_channels
-        self.embed_dims = dims
-        self.num_features = dims
-        self.num_centers = num_centers
-        self.head_dim = head_dim
-        self.num_heads = num_heads
-        self.out_indices = tuple(out_indices)
-        self.out_centers = out_centers
-        self.frozen_stages = frozen_stages
-        self.norm_eval = norm_eval
-
-        self.patch_embed = PatchEmbed(
-            in_channels=in_channels, embed_dims=dims[0], conv_type='Conv2d',
-            kernel_size=4, stride=4, padding='corner', norm_cfg=norm_cfg)
-        self.drop_after_pos = nn.Dropout(p=drop_rate)
-
-        total = sum(depths)
-        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, total)]
-        block_common = dict(
-            num_centers=num_centers, clustering_cfg=clustering_cfg, mlp_ratio=mlp_ratio,
-            center_ffn_ratio=center_ffn_ratio, dispatch_mlp_ratio=dispatch_mlp_ratio,
-            center_init_residual=center_init_residual, dispatch_sim=dispatch_sim,
-            dispatch_mode=dispatch_mode, with_clustering=with_clustering,
-            with_dispatch=with_dispatch, drop_rate=drop_rate, with_cp=with_cp)
-        self.stages = ModuleList()
-        start = 0
-        for i, depth in enumerate(depths):
-            cfgs = [dict(block_common, num_heads=num_heads[i], drop_path_rate=dpr[start + j])
-                    for j in range(depth)]
-            start += depth
-            self.stages.append(ClusterStage(
-                in_dim=dims[i - 1] if i else dims[0], dim=dims[i], depth=depth,
-                downsample=i > 0, block_cfgs=cfgs, norm_cfg=norm_cfg))
-        for i in self.out_indices:
-            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, dims[i])[1])
-        if out_centers:
-            self.norm_centers = build_norm_layer(norm_cfg, dims[-1])[1]
-        self.init_assignment_recording(
-            [[blk.clustering for blk in stage.blocks] for stage in self.stages],
-            clustering_num_iters(clustering_cfg), record_assignments)
-        self._freeze_stages()
+        return num_heads
 
     # ------------------------------------------------------------------ set-up
     @classmethod

@@ -40,7 +40,9 @@ with and without the maps).
 
 Precision follows the plain path: the logits' product runs in the inputs'
 dtype, the softmax in float32, the M-step product (and with it the mass) in
-the values' dtype with float32 accumulation across chunks.
+the values' dtype with float32 accumulation across chunks. The chunk sizes
+and dtypes come from :mod:`.chunks`, the vectors the logits compare from
+:mod:`.geometry`, which the plain path reads too.
 """
 from __future__ import annotations
 
@@ -50,35 +52,8 @@ from typing import List, Optional, Tuple
 
 import torch
 
-#: bytes of one chunk's (B, heads, rows, K) float32 logits: small enough to
-#: stay in a CPU core's L2 cache (measured in docs/en/analysis.md); on CUDA
-#: chunks only bound the memory of very large maps
-CHUNK_BYTES = {'cpu': 2 << 20, 'cuda': 256 << 20}
-MIN_ROWS = 64
-
-
-def chunk_rows(batch_heads: int, num_centers: int, device: torch.device,
-               rows: Optional[int] = None) -> int:
-    """Pixels per chunk: ``rows`` if given, else as many as fit
-    :data:`CHUNK_BYTES` for the device (at least :data:`MIN_ROWS`)."""
-    if rows is not None:
-        if rows < 1:
-            raise ValueError(f'chunk rows must be >= 1, got {rows}')
-        return int(rows)
-    budget = CHUNK_BYTES.get(device.type, CHUNK_BYTES['cuda'])
-    return max(MIN_ROWS, budget // (4 * batch_heads * max(num_centers, 1)))
-
-
-def _as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``t.to(dtype)``, without the call when it is already that dtype (a
-    forward at 224 px made 400 such calls per image)."""
-    return t if t.dtype == dtype else t.to(dtype)
-
-
-def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float32 for half types and float32, float64 for float64."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
+from .chunks import acc_dtype, as_dtype, chunk_rows
+from .geometry import LOGITS, logit_vectors, logit_vectors_backward
 
 #: largest ``bound + log K`` for which ``exp`` of the raw logits can neither
 #: overflow in a row sum nor underflow to zero in float32 (exp(88.7) is
@@ -113,7 +88,7 @@ def _assign_chunk(k: torch.Tensor, qt: torch.Tensor, prior: Optional[torch.Tenso
     and ``qt`` comes from :func:`_bounded_queries`, so the softmax needs no
     shift and is ``exp2`` and one division."""
     logits = k[:, :, s:e] @ qt
-    logits = _as(logits, _acc_dtype(logits.dtype))
+    logits = as_dtype(logits, acc_dtype(logits.dtype))
     if bounded:
         m = logits.exp2_()
         return m.div_(m.sum(dim=-1, keepdim=True))
@@ -132,10 +107,10 @@ def _m_step_bounded(k: torch.Tensor, qt: torch.Tensor, v: torch.Tensor, s: int, 
     normalisation. Returns ``M^T V`` (B, h, K, dv), the mass (B, h, K, 1)
     and, with ``need_map``, M. ``qt`` comes from :func:`_bounded_queries`
     (``E`` is ``exp2`` of its logits)."""
-    ex = _as(k[:, :, s:e] @ qt, acc).exp2_()  # (B, h, n, K)
+    ex = as_dtype(k[:, :, s:e] @ qt, acc).exp2_()  # (B, h, n, K)
     r = ex.sum(dim=-1, keepdim=True).reciprocal_()  # (B, h, n, 1)
-    ex_v = _as(ex, v.dtype)
-    prod = ex_v.transpose(-2, -1) @ _as(v[:, :, s:e] * r, v.dtype)
+    ex_v = as_dtype(ex, v.dtype)
+    prod = ex_v.transpose(-2, -1) @ as_dtype(v[:, :, s:e] * r, v.dtype)
     mass = (r.transpose(-2, -1) @ ex).transpose(-2, -1)  # (B, h, K, 1)
     return prod, mass, ex.mul_(r) if need_map else None
 
@@ -150,7 +125,7 @@ def _forward(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
     accumulation dtype and the map or None."""
     B, h, N, _ = k.shape
     K = q.shape[-2]
-    acc = _acc_dtype(v.dtype)
+    acc = acc_dtype(v.dtype)
     qt = q.transpose(-2, -1)
     if bounded:
         qt = _bounded_queries(qt)
@@ -161,14 +136,14 @@ def _forward(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
         e = min(s + rows, N)
         if bounded:
             prod, part, m = _m_step_bounded(k, qt, v, s, e, acc, need_map)
-            m_v = _as(m, v.dtype) if need_map else None
+            m_v = as_dtype(m, v.dtype) if need_map else None
         else:
             m = _assign_chunk(k, qt, prior, s, e)
-            m_v = _as(m, v.dtype)
+            m_v = as_dtype(m, v.dtype)
             prod = m_v.transpose(-2, -1) @ v[:, :, s:e]
             part = m.sum(dim=-2).unsqueeze(-1)
         if total is None:  # the first (or only) chunk
-            total, mass = _as(prod, acc), _as(part, acc)
+            total, mass = as_dtype(prod, acc), as_dtype(part, acc)
         else:
             total += prod
             mass += part
@@ -178,192 +153,7 @@ def _forward(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
             else:
                 maps[:, :, s:e] = m_v
     out = total / mass.clamp_min(eps) if mean else total
-    return _as(out, v.dtype), mass, maps
-
-
-#: the E-step logits of Eq. 3 (see :class:`~mmcf.models.clustering.RecurrentClustering`)
-LOGITS = ('centered_cosine', 'cosine', 'dot')
-#: the eps of every unit vector of the logits: ``t / sqrt(|t|^2 + eps^2)``
-UNIT_EPS = 1e-4
-
-
-def inverse_norm(t: torch.Tensor, eps: float = UNIT_EPS) -> torch.Tensor:
-    """``1 / sqrt(|t|^2 + eps^2)`` along the last axis (keepdim): the
-    finite-at-zero norm of :func:`unit_vectors`."""
-    return torch.rsqrt(t.pow(2).sum(dim=-1, keepdim=True) + eps * eps)
-
-
-def unit_vectors_backward(grad: torch.Tensor, unit: torch.Tensor, inv: torch.Tensor
-                          ) -> torch.Tensor:
-    """Gradient through ``f = t / n`` from the result ``f`` and ``1 / n``:
-    ``df/dt^T g = (g - f (f . g)) / n`` (``n = sqrt(|t|^2 + eps^2)``)."""
-    return (grad - unit * (unit * grad).sum(dim=-1, keepdim=True)) * inv
-
-
-def unit_vectors(t: torch.Tensor, eps: float = UNIT_EPS) -> torch.Tensor:
-    """``t / |t|`` along the last axis, ``t / sqrt(|t|^2 + eps^2)`` exactly.
-
-    Unlike ``F.normalize`` its gradient is finite at ``t = 0``, which the
-    centered cosine logits meet whenever a pixel's key equals the image's mean
-    key (a map of one token, a flat region in bf16) or all centers' queries
-    are equal (one center): ``F.normalize`` clamps the norm there and its
-    backward gives 0 * inf = NaN, which poisons every weight in one step. A
-    zero vector stays zero (its logits are 0: a uniform assignment).
-
-    The result is contiguous, and backward keeps only it and ``1 / |t|``
-    (:class:`_UnitVectors`, :func:`unit_vectors_backward`), so the input (for
-    keys a (N, d) tensor per block) need not be kept.
-    """
-    if torch.is_grad_enabled() and t.requires_grad:
-        return _UnitVectors.apply(t, eps)
-    return t * inverse_norm(t, eps)
-
-
-class _UnitVectors(torch.autograd.Function):
-    """Autograd of :func:`unit_vectors` that saves its output, not its input."""
-
-    @staticmethod
-    def forward(ctx, t, eps):
-        inv = inverse_norm(t, eps)
-        # contiguous, in the dtype ``t * inv`` has (autocast may run the
-        # norm in float32 on a GPU)
-        out = torch.empty(t.shape, dtype=torch.result_type(t, inv), device=t.device)
-        torch.mul(t, inv, out=out)
-        ctx.save_for_backward(out, inv)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        f, inv = ctx.saved_tensors
-        return unit_vectors_backward(grad, f, inv), None
-
-
-def logit_vectors(t: torch.Tensor, logits: str, tau: Optional[torch.Tensor] = None,
-                  dtype: Optional[torch.dtype] = None, parts: bool = False):
-    """Keys (B, h, N, d) or queries (B, h, K, d) as the logits of Eq. 3
-    compare them: centered over ``dim=-2`` (the pixels, resp. the centers)
-    for ``'centered_cosine'``, then unit vectors for both cosines; as they are
-    for ``'dot'``; times the temperature ``tau`` when given.
-
-    ``dtype``: compute in it (the fused step: float32 for half inputs).
-    ``parts=True`` (for a caller with its own backward, no autograd
-    function): return ``(vectors, unit vectors, 1 / |.|)``, the last two
-    None for ``'dot'``.
-    """
-    u = t if dtype is None else _as(t, dtype)
-    if logits == 'centered_cosine':
-        u = u - u.mean(dim=-2, keepdim=True)
-    unit = inv = None
-    if logits != 'dot':
-        if parts:
-            inv = inverse_norm(u)
-            u = unit = u * inv
-        else:
-            u = unit_vectors(u)
-    if tau is not None:
-        u = u * _as(tau, u.dtype)
-    return (u, unit, inv) if parts else u
-
-
-#: bytes of one chunk of keys in :func:`key_vectors` (its temporaries stay in
-#: a CPU core's L2 cache); on CUDA one chunk is nearly always the whole map
-KEY_CHUNK_BYTES = {'cpu': 1 << 20, 'cuda': 256 << 20}
-
-
-def _key_rows(k: torch.Tensor, rows: Optional[int]) -> int:
-    if rows is not None:
-        return chunk_rows(1, 1, k.device, rows)
-    budget = KEY_CHUNK_BYTES.get(k.device.type, KEY_CHUNK_BYTES['cuda'])
-    B, h, _, d = k.shape
-    return max(MIN_ROWS, budget // (k.element_size() * max(B * h * d, 1)))
-
-
-def _key_vectors_forward(k: torch.Tensor, logits: str, rows: int
-                         ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Unit (centered) keys, contiguous, and ``1 / |.|`` (B, h, N, 1), made
-    chunk by chunk: each chunk is read from ``k`` where it lies (a strided
-    view of the key/value projection), centered and scaled while in cache,
-    and written once into the result."""
-    B, h, N, d = k.shape
-    mean = k.mean(dim=-2, keepdim=True) if logits == 'centered_cosine' else None
-    out = torch.empty((B, h, N, d), dtype=k.dtype, device=k.device)
-    inv = torch.empty((B, h, N, 1), dtype=k.dtype, device=k.device)
-    for s in range(0, N, rows):
-        e = min(s + rows, N)
-        part = k[:, :, s:e]
-        if mean is not None:
-            part = part - mean
-        torch.rsqrt(part.pow(2).sum(dim=-1, keepdim=True).add_(UNIT_EPS * UNIT_EPS),
-                    out=inv[:, :, s:e])
-        torch.mul(part, inv[:, :, s:e], out=out[:, :, s:e])
-    return out, inv
-
-
-class _KeyVectors(torch.autograd.Function):
-    """Autograd of :func:`key_vectors`: saves the unit keys and ``1 / |.|``
-    (not the input), as :class:`_UnitVectors` does."""
-
-    @staticmethod
-    def forward(ctx, k, logits, rows):
-        out, inv = _key_vectors_forward(k, logits, rows)
-        ctx.save_for_backward(out, inv)
-        ctx.logits = logits
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        out, inv = ctx.saved_tensors
-        g = unit_vectors_backward(grad, out, inv)
-        if ctx.logits == 'centered_cosine':
-            g = g - g.mean(dim=-2, keepdim=True)
-        return g, None, None
-
-
-def key_vectors(k: torch.Tensor, logits: str, rows: Optional[int] = None) -> torch.Tensor:
-    """The keys (B, h, N, d) as Eq. 3's logits compare them, contiguous:
-    :func:`logit_vectors` without a temperature (``'centered_cosine'``: ``k
-    - mean_N k`` as unit vectors, ``'cosine'``: unit vectors, ``'dot'``: as
-    they are), in one pass over the map.
-
-    ``logit_vectors(k, logits).contiguous()`` reads and writes the (N, d)
-    map five times (the centering, the squares, the product, the layout
-    copy), each into a new buffer; at 1024 px those are 25 MB per layer in
-    stage 1. Here ``k`` (any strides: the key half of the layer's key/value
-    projection, split into heads) is read once for the mean and once in
-    chunks of ``rows`` pixels (default: 1 MB per chunk on the CPU), and
-    the result is written once. Same values and gradients (tested against
-    the formula in float64); backward keeps the result and ``1 / |.|``.
-    """
-    if logits not in LOGITS:
-        raise ValueError(f'logits must be one of {LOGITS}, got {logits!r}')
-    if logits == 'dot':
-        return k.contiguous()
-    rows = _key_rows(k, rows)
-    if torch.is_grad_enabled() and k.requires_grad:
-        return _KeyVectors.apply(k, logits, rows)
-    return _key_vectors_forward(k, logits, rows)[0]
-
-
-def _logit_vectors_backward(grad: torch.Tensor, q: torch.Tensor, unit: Optional[torch.Tensor],
-                            inv: Optional[torch.Tensor], mode: str, tau: torch.Tensor,
-                            need_q: bool, need_tau: bool
-                            ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-    """Gradients of :func:`logit_vectors` (``parts=True``) for the raw ``q`` and ``tau``,
-    given the unit vectors and ``1 / |.|`` it returned: through the unit
-    length (:func:`unit_vectors_backward`), then the centering's ``g -
-    mean_K g``."""
-    acc = _acc_dtype(q.dtype)
-    if mode == 'dot':
-        unit = _as(q, acc)
-    d_tau = (grad * unit).sum_to_size(tau.shape).to(tau.dtype) if need_tau else None
-    if not need_q:
-        return None, d_tau
-    g = grad * _as(tau, acc)
-    if mode != 'dot':
-        g = unit_vectors_backward(g, unit, inv)
-        if mode == 'centered_cosine':
-            g = g - g.mean(dim=-2, keepdim=True)
-    return _as(g, q.dtype), d_tau
+    return as_dtype(out, v.dtype), mass, maps
 
 
 class _FusedEMStep(torch.autograd.Function):
@@ -372,8 +162,8 @@ class _FusedEMStep(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, k, q, v, prior, tau, mean, need_map, rows, eps, bounded, logits):
-        q_eff = q if logits is None else _as(
-            logit_vectors(q, logits, tau, _acc_dtype(q.dtype), parts=True)[0], k.dtype)
+        q_eff = q if logits is None else as_dtype(
+            logit_vectors(q, logits, tau, acc_dtype(q.dtype), parts=True)[0], k.dtype)
         out, mass, maps = _forward(k, q_eff, v, prior, mean, need_map, rows, eps, bounded)
         # with ``logits`` only the raw (K, d) projection is kept: the unit
         # vectors and the temperature's product are recomputed in backward
@@ -391,26 +181,26 @@ class _FusedEMStep(torch.autograd.Function):
         logits = ctx.logits
         q, unit, inv = q_raw, None, None
         if logits is not None:  # recomputed once, for the products and for dQ
-            q, unit, inv = logit_vectors(q_raw, logits, tau, _acc_dtype(q_raw.dtype),
+            q, unit, inv = logit_vectors(q_raw, logits, tau, acc_dtype(q_raw.dtype),
                                          parts=True)
-            q = _as(q, k.dtype)
+            q = as_dtype(q, k.dtype)
         B, h, N, _ = k.shape
-        rows, acc = ctx.rows, _acc_dtype(v.dtype)
-        g = _as(grad_out, acc)
+        rows, acc = ctx.rows, acc_dtype(v.dtype)
+        g = as_dtype(grad_out, acc)
         if ctx.mean:
             safe = mass.clamp_min(ctx.eps)
             g_s = g / safe  # dL/d(sum_i M_ik V_i)
             # dL/dmass_k = -(G_k . U_k) / m_k, zero where the clamp holds
-            g_mass = -(g_s * _as(out, acc)).sum(-1) * (mass.squeeze(-1) > ctx.eps)
+            g_mass = -(g_s * as_dtype(out, acc)).sum(-1) * (mass.squeeze(-1) > ctx.eps)
         else:
             g_s, g_mass = g, None
         # dL/dM_ik = V_i . g_s_k + g_mass_k
-        g_s = _as(g_s, v.dtype)
+        g_s = as_dtype(g_s, v.dtype)
         g_mass_col = None if g_mass is None else g_mass.unsqueeze(-1)  # (B, h, K, 1)
         g_s_t = g_s.transpose(-2, -1)
         dv_ = g_s.shape[-1]
         if g_mass_col is not None:
-            g_mass_row = _as(g_mass_col, v.dtype).reshape(B * h, 1, -1)
+            g_mass_row = as_dtype(g_mass_col, v.dtype).reshape(B * h, 1, -1)
         if grad_maps is not None and grad_maps.numel() == 0:
             grad_maps = None
         qt = q.transpose(-2, -1)  # the assignments' queries (the gradients take q)
@@ -427,39 +217,39 @@ class _FusedEMStep(torch.autograd.Function):
             e = min(s + rows, N)
             m = _assign_chunk(k, qt, prior, s, e, ctx.bounded)  # (B, h, n, K)
             v_c = v[:, :, s:e]
-            p = _as(m, v.dtype) @ g_s  # (B, h, n, dv): dL/dV
+            p = as_dtype(m, v.dtype) @ g_s  # (B, h, n, dv): dL/dV
             if need_v:
                 dv.append(p)
             # dL/dM, and sum_k M_ik dL/dM_ik = V_i . (M g_s)_i + (M g_mass)_i
-            row = (_as(v_c, m.dtype) * _as(p, m.dtype)).sum(dim=-1, keepdim=True)
+            row = (as_dtype(v_c, m.dtype) * as_dtype(p, m.dtype)).sum(dim=-1, keepdim=True)
             if g_mass_col is None:
-                d_m = _as(v_c @ g_s_t, m.dtype)
+                d_m = as_dtype(v_c @ g_s_t, m.dtype)
             else:
                 n = e - s
-                d_m = _as(torch.baddbmm(g_mass_row.expand(B * h, n, -1),
+                d_m = as_dtype(torch.baddbmm(g_mass_row.expand(B * h, n, -1),
                                         v_c.reshape(B * h, n, -1), g_s_t.reshape(B * h, dv_, -1)
                                         ).view(B, h, n, -1), m.dtype)
                 row += m @ g_mass_col
             if grad_maps is not None:  # the caller's gradient of M
-                g_m = _as(grad_maps[:, :, s:e], m.dtype)
+                g_m = as_dtype(grad_maps[:, :, s:e], m.dtype)
                 d_m += g_m
                 row += (m * g_m).sum(dim=-1, keepdim=True)
             d_logit = d_m.sub_(row).mul_(m)  # softmax backward
             if need_p:
                 dprior.append(d_logit.sum(dim=1, keepdim=True)
                               if prior.shape[1] == 1 else d_logit)
-            d_logit = _as(d_logit, k.dtype)
+            d_logit = as_dtype(d_logit, k.dtype)
             if need_k:
                 dk.append(d_logit @ q)
             if need_q:
                 part = d_logit.transpose(-2, -1) @ k[:, :, s:e]
-                dq = _as(part, acc) if dq is None else dq.add_(part)
+                dq = as_dtype(part, acc) if dq is None else dq.add_(part)
         d_tau = None
         if dq is not None:
             if logits is None:
-                dq = _as(dq, q.dtype)
+                dq = as_dtype(dq, q.dtype)
             else:
-                dq, d_tau = _logit_vectors_backward(
+                dq, d_tau = logit_vectors_backward(
                     dq, q_raw, unit, inv, logits, tau, ctx.needs_input_grad[1], need_tau)
 
         def join(parts: List[torch.Tensor]) -> Optional[torch.Tensor]:
@@ -540,7 +330,7 @@ def fused_em_step(k: torch.Tensor, q: torch.Tensor, v: torch.Tensor,
                                               eps, bounded, logits)
             return out, (maps if need_map else None)
         if logits is not None:
-            q = _as(logit_vectors(q, logits, tau, _acc_dtype(q.dtype), parts=True)[0],
+            q = as_dtype(logit_vectors(q, logits, tau, acc_dtype(q.dtype), parts=True)[0],
                     k.dtype)
         out, _, maps = _forward(k, q, v, prior, mean, need_map, rows, eps, bounded)
     return out, maps

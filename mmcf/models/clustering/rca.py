@@ -2,89 +2,29 @@
 
 :class:`RecurrentClustering` is the paper's layer; the other center updates
 of Table 6c subclass it (:mod:`.variants`) and are chosen by ``type`` in a
-``clustering_cfg`` dict, as mmcv chooses an attention by ``type``
-(:func:`build_clustering`). Framework-free (torch only).
+``clustering_cfg`` dict (:func:`~mmcf.models.clustering.registry.
+build_clustering`). Its E-step and M-step run as plain formulas (the
+reference) or fused (:mod:`.em_step`); both compare keys and queries
+through :mod:`.geometry`. Framework-free (torch only).
 """
 from __future__ import annotations
 
 import math
-import inspect
-from typing import Dict, List, Optional, Tuple, Type
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
 from ..recording import ClusterRecords
-from .em_step import LOGITS, fused_em_step, key_vectors, logit_vectors
+from .em_step import fused_em_step
+from .geometry import LOGITS, key_vectors, logit_vectors
+from .registry import refuse_old_options, register_clustering
 
 M_STEPS = ('mean', 'sum')
 PROJ_INITS = ('kmeans', 'random')
-
-#: ``type`` -> class, filled by :func:`register_clustering`
-CLUSTERINGS: Dict[str, Type['RecurrentClustering']] = {}
-
-#: the Table 6c row names of earlier releases (``center_update=``) -> ``type``
-UPDATE_TYPES = {'recurrent': 'RecurrentClustering', 'cosine': 'CosineClustering',
-                'vanilla': 'VanillaCrossAttention', 'criss_cross': 'CrissCrossClustering',
-                'kmeans': 'KMeansClustering'}
-
-#: keyword names of earlier releases -> their one name in ``clustering_cfg``
-RENAMED_OPTIONS = {'center_update': 'type', 'update': 'type', 'cluster_logits': 'logits',
-                   'residual_m_step': 'residual', 'fused_em': 'fused'}
-
-
-def register_clustering(cls: Type['RecurrentClustering']) -> Type['RecurrentClustering']:
-    """Make ``cls`` buildable as ``clustering_cfg=dict(type=cls.__name__)``."""
-    CLUSTERINGS[cls.__name__] = cls
-    return cls
-
-
-def _renamed_hint(key: str, value: object) -> str:
-    """``clustering_cfg=dict(<new name>=<value>)`` for an old keyword."""
-    new = RENAMED_OPTIONS.get(key, key)
-    if new == 'type':
-        value = UPDATE_TYPES.get(value, value) if isinstance(value, str) else value
-    return f'clustering_cfg=dict({new}={value!r})'
-
-
-def refuse_clustering_kwargs(owner: str, kwargs: dict, allowed: Tuple[str, ...] = ()) -> None:
-    """Refuse keyword arguments that an owner of a clustering layer no
-    longer takes: each clustering option has one name and one place, its
-    ``clustering_cfg``. A moved or renamed option is refused with a
-    ``TypeError`` naming where it goes; anything else as unexpected."""
-    for key, value in kwargs.items():
-        if key in allowed:
-            continue
-        if key in RENAMED_OPTIONS or key in CLUSTERING_OPTIONS:
-            raise TypeError(f'{owner}: {key}= is a clustering option; pass '
-                            f'{_renamed_hint(key, value)}')
-        raise TypeError(f'{owner} got an unexpected keyword argument {key!r}')
-
-
-def build_clustering(cfg: Optional[dict], dim: int, num_heads: Optional[int] = None
-                     ) -> 'RecurrentClustering':
-    """Build a clustering layer of width ``dim`` from ``cfg``: ``type`` (a
-    name of :data:`CLUSTERINGS` or a class; default
-    ``'RecurrentClustering'``) and the class's arguments. ``num_heads`` is
-    the owner's (the backbone's per stage) unless ``cfg`` sets it."""
-    from . import variants  # noqa: F401  (registers the Table 6c classes)
-    cfg = dict(cfg or {})
-    for key in ('dim', ) + (('num_heads', ) if num_heads is not None else ()):
-        if key in cfg:
-            raise ValueError(f'clustering_cfg must not set {key}: the owner sets it '
-                             f'({key}={dim if key == "dim" else num_heads})')
-    old = sorted(set(cfg) & set(RENAMED_OPTIONS))
-    if old:
-        raise TypeError(f'clustering_cfg: {old[0]}= was renamed; use '
-                        f'{_renamed_hint(old[0], cfg[old[0]])}')
-    kind = cfg.pop('type', 'RecurrentClustering')
-    cls = kind if isinstance(kind, type) else CLUSTERINGS.get(kind)
-    if cls is None:
-        raise KeyError(f'clustering_cfg.type {kind!r} is not a clustering layer; choose one '
-                       f'of {sorted(CLUSTERINGS)}')
-    if num_heads is not None:
-        cfg['num_heads'] = num_heads
-    return cls(dim, **cfg)
+#: the hooks of the E-step and M-step that the fused step computes itself
+#: (:meth:`RecurrentClustering.fuses`)
+EM_HOOKS = ('plain_logits', 'logit_mask', 'assign', 'plain_m_step')
 
 
 @register_clustering
@@ -143,7 +83,9 @@ class RecurrentClustering(ClusterRecords, nn.Module):
     chunked operation that writes no (N, K) map unless one is asked for and
     keeps none for backward (:func:`~mmcf.models.clustering.em_step.
     fused_em_step`); False runs the plain formulas, the reference. Same
-    parameters, same results up to float rounding.
+    parameters, same results up to float rounding. The fused step computes
+    the base class's E/M hooks (:data:`EM_HOOKS`) itself, so a subclass that
+    overrides one runs the plain formulas (:meth:`fuses`).
 
     **Recording** (Fig. 3 and cluster health): with ``record`` set to
     ``'last'`` or ``'all'`` by the owner's recorder, every forward in eval
@@ -168,13 +110,14 @@ class RecurrentClustering(ClusterRecords, nn.Module):
             None: ``dim // head_dim``.
         fused: the fused E/M step (see above).
         chunk_rows: pixels per chunk of the fused step (default: sized to
-            the cache, :func:`~mmcf.models.clustering.em_step.chunk_rows`).
+            the cache, :func:`~mmcf.models.clustering.chunks.chunk_rows`).
     """
 
     max_logit_scale = 100.0
-    #: the fused step computes this class's E-step and M-step (softmax over
-    #: K, EM M-step); a variant that changes either runs the plain formulas
-    fusable = True
+    #: hooks of :data:`EM_HOOKS` that a subclass overrides with the same
+    #: function as the base class's (a test must prove it), so that the
+    #: fused step still computes it
+    em_hooks_equal_to_base: Tuple[str, ...] = ()
     #: lower bound of the assignment mass that the mean M-step divides by
     mass_floor = 1e-6
 
@@ -194,7 +137,7 @@ class RecurrentClustering(ClusterRecords, nn.Module):
                  chunk_rows: Optional[int] = None,
                  **kwargs):
         super().__init__()
-        refuse_clustering_kwargs(type(self).__name__, kwargs)
+        refuse_old_options(type(self).__name__, kwargs)
         for name, value, allowed in (('proj_init', proj_init, PROJ_INITS),
                                      ('m_step', m_step, M_STEPS), ('logits', logits, LOGITS)):
             if value not in allowed:
@@ -287,6 +230,17 @@ class RecurrentClustering(ClusterRecords, nn.Module):
             if lin.bias is not None:
                 lin.bias.zero_()
 
+    @classmethod
+    def fuses(cls) -> bool:
+        """Whether the fused step computes this class's E-step and M-step:
+        only when every hook of :data:`EM_HOOKS` is the base class's (softmax
+        over K of the logits, no mask, the EM M-step) or listed in
+        ``em_hooks_equal_to_base``. A variant that overrides one (its own
+        mask, normalisation or M-step) runs the plain formulas, with no flag
+        to set or forget."""
+        return all(getattr(cls, hook) is getattr(RecurrentClustering, hook)
+                   or hook in cls.em_hooks_equal_to_base for hook in EM_HOOKS)
+
     def temperature(self) -> torch.Tensor:
         """The per-head factor on the logits, (h, 1, 1): ``tau_h`` for cosine
         logits, ``1 / sqrt(d)`` for dot-product logits."""
@@ -374,7 +328,7 @@ class RecurrentClustering(ClusterRecords, nn.Module):
         keep_all = keep_all or (recording and self.record == 'all')
         want_last = return_maps or recording
         k, v = self.keys_values(x)  # once, Eq. 3
-        fused = self.fused and self.fusable
+        fused = self.fused and self.fuses()
         k = self._split(k)  # (B, h, N, d), normalised once for cosine logits
         k = key_vectors(k, self.logits) if fused else logit_vectors(k, self.logits).contiguous()
         v = self._split(v)
@@ -402,7 +356,8 @@ class RecurrentClustering(ClusterRecords, nn.Module):
             if fused:  # E-step and M-step in one chunked pass (em_step.py)
                 c_heads, m_nk = fused_em_step(
                     k, q, v, prior, mean=self.m_step == 'mean', need_map=need,
-                    rows=self.chunk_rows, bound=bound, logits=self.logits, tau=tau)
+                    rows=self.chunk_rows, eps=self.mass_floor, bound=bound,
+                    logits=self.logits, tau=tau)
             else:
                 m_nk = self.assign(self.plain_logits(k, q, tau, prior, mask)).to(v.dtype)
                 c_heads = self.plain_m_step(m_nk, v)
@@ -423,15 +378,3 @@ class RecurrentClustering(ClusterRecords, nn.Module):
         if tuple(prior.shape) != want:
             raise ValueError(f'prior must be (B, N, K) = {want}, got {tuple(prior.shape)}')
         return prior.float().unsqueeze(1)
-
-
-#: every option of :class:`RecurrentClustering` (what ``clustering_cfg`` holds)
-CLUSTERING_OPTIONS = ('type', 'head_dim', 'num_iters', 'm_step', 'logits', 'logit_scale',
-                      'learn_logit_scale', 'residual', 'proj_init', 'qkv_bias', 'num_heads',
-                      'fused', 'chunk_rows')
-
-
-def clustering_num_iters(cfg: Optional[dict]) -> int:
-    """T of the layers ``cfg`` builds (without building one)."""
-    default = inspect.signature(RecurrentClustering).parameters['num_iters'].default
-    return int((cfg or {}).get('num_iters', default))

@@ -7,9 +7,10 @@ a ``clustering_cfg``::
 
     clustering_cfg=dict(type='VanillaCrossAttention', num_iters=3)
 
-Only the paper's layer and :class:`CosineClustering` keep Eq. 3's softmax
-over K and EM M-step, so only they run the fused E/M step; the others always
-run the plain formulas. ``m_step`` and ``residual`` do not apply to the
+Only the paper's layer and :class:`CosineClustering` keep Eq. 3's E/M hooks
+(softmax over K, no mask, EM M-step), so only they run the fused E/M step;
+the others override a hook and so run the plain formulas
+(:meth:`~mmcf.models.clustering.RecurrentClustering.fuses`). ``m_step`` and ``residual`` do not apply to the
 attention rows (:class:`VanillaCrossAttention`, :class:`CrissCrossClustering`),
 whose update is always ``C <- C + A V``. Framework-free (torch only).
 """
@@ -21,7 +22,8 @@ import torch
 import torch.nn as nn
 
 from .center_init import center_grid, pooling_bins
-from .rca import RecurrentClustering, register_clustering
+from .rca import RecurrentClustering
+from .registry import register_clustering
 
 
 @register_clustering
@@ -54,8 +56,6 @@ class CosineClustering(RecurrentClustering):
 class _AttentionUpdate(RecurrentClustering):
     """Shared by the attention rows: the attention is normalised over the
     pixels (softmax over HW) and added to the centers, ``C <- C + A V``."""
-
-    fusable = False
 
     def assign(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.softmax(dim=-2)
@@ -145,7 +145,6 @@ class KMeansClustering(RecurrentClustering):
     of an empty center from growing by 1e6 per block.
     """
 
-    fusable = False
     mass_floor = 1.0
 
     def assign(self, logits: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.ops import point_sample
 from mmdet.models.utils import get_uncertain_point_coords_with_randomness
 from mmdet.registry import MODELS, TASK_UTILS
@@ -173,25 +172,14 @@ class ClusterFormerCenterHead(TrunkHeadMixin, BaseModule):
         decoded set of centers, the initial ones first, their assignment maps
         and clustered sizes, the mask features), with the mask prior of
         ``assign_prior='mask'``."""
-        prior_fn = self._mask_prior if self.assign_prior == 'mask' else None
-        return self.trunk(x, prior_fn=prior_fn, return_maps=self.reads_assignment_maps,
+        mask_embed = self.mask_embed if self.assign_prior == 'mask' else None
+        return self.trunk(x, mask_embed=mask_embed, return_maps=self.reads_assignment_maps,
                           owner=type(self).__name__)
 
     def supervised(self, out: TrunkOutput) -> range:
         """Indices of the supervised entries of ``out.centers``: the initial
         centers' when ``supervise_initial``, then every decoder layer's."""
         return range(0 if self.supervise_initial else 1, len(out.centers))
-
-    def _mask_prior(self, centers: Tensor, mask_feature: Tensor,
-                    size: Tuple[int, int]) -> Tensor:
-        """``log sigmoid`` of the masks that ``centers`` predict, resized
-        to a level of ``size`` (h, w), detached: the (B, h*w, K) E-step
-        prior of ``assign_prior='mask'``."""
-        with torch.no_grad():
-            masks = self._mask_logits(self.trunk.out_norm(centers), mask_feature)
-            masks = F.interpolate(masks.float(), size=tuple(size), mode='bilinear',
-                                  align_corners=False)
-            return F.logsigmoid(masks).flatten(2).transpose(1, 2)
 
     def class_and_masks(self, centers: Tensor, mask_feature: Tensor
                         ) -> Tuple[Tensor, Optional[Tensor], Tensor]:

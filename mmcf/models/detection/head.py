@@ -1,17 +1,15 @@
 """ClusterFormer head for object detection and instance segmentation in mmdet
 (§3.3, §4.1.2, §4.1.4).
 
-Pipeline of :class:`ClusterFormerDetHead` for backbone maps ``I^1..I^4``
-(strides 4/8/16/32) and the encoder's last-stage cluster centers ``E``::
+:class:`ClusterFormerDetHead` runs the decoder trunk every head shares
+(pixel decoder, centers from the encoder's (Table 6f), six RCA decoder
+layers; the pipeline is sketched in :mod:`mmcf.models.trunk`) with
+``feat_pos`` (sine position and level embedding on the clustered tokens)
+and predicts from every layer's centers ``C^l``::
 
-    F, {I^l} = PixelDecoder(I^1..I^4)      # F: stride-4 per-pixel features
-    C^0      = CenterQueryInit(E | free | I) # 100 instance centers (Table 6f)
-    for l in 1..6:                          # six decoder layers (§3.3)
-        C^l = RCA^l(I^(l mod L) + pos, C^(l-1))   # Eq. 4, T = 3 iterations
-        C^l = SelfAttn(C^l); C^l = FFN(C^l)
-        class logits  = FFN_cls(C^l)            # sigmoid, BCE (§4.1.2)
-        boxes         = sigmoid(FFN_box(C^l))   # (cx, cy, w, h) / image size
-        mask logits   = < MLP(C^l), F >         # dot product (§4.1.4)
+    class logits = FFN_cls(LN_out(C^l))             # sigmoid, BCE (§4.1.2)
+    boxes        = sigmoid(FFN_box(LN_out(C^l)) + logit(ref))   # (cx, cy, w, h) / image
+    mask logits  = < MLP(LN_out(C^l)), F >          # dot product (§4.1.4)
 
 Every layer's predictions (and the initial centers', ``supervise_initial``)
 are matched to the ground truth with mmdet's ``HungarianAssigner`` and

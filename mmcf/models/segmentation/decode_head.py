@@ -1,14 +1,12 @@
 """ClusterFormer decode head for semantic segmentation (§3.3, §4.1.3).
 
-Pipeline of :class:`ClusterFormerHead` for backbone maps ``I^1..I^4``
-(strides 4/8/16/32) and the encoder's last-stage cluster centers ``E``::
+:class:`ClusterFormerHead` runs the decoder trunk every head shares (pixel
+decoder, K = num_classes class centers from the encoder's (Table 6f), six
+RCA decoder layers; the pipeline is sketched in :mod:`mmcf.models.trunk`;
+no position encoding on the clustered tokens) and scores every pixel
+against every layer's class centers ``C^l``::
 
-    F, {I^l} = PixelDecoder(I^1..I^4)      # F: stride-4 per-pixel features
-    C^0      = CenterInit(E | free | F)    # K = num_classes centers (Table 6f)
-    for l in 1..6:                         # six decoder layers (§3.3)
-        C^l = RCA^l(I^(l mod L), C^(l-1))   # Eq. 4, T = 3 EM iterations
-        C^l = SelfAttn(C^l); C^l = FFN(C^l)
-        S^l = < MLP(C^l), F > / sqrt(D)     # class scores, (B, K, H/4, W/4)
+    S^l = < MLP(LN_out(C^l)), F > / sqrt(D)   # class scores, (B, K, H/4, W/4)
 
 Every ``S^l`` (and ``S^0`` of the initial centers) is supervised with the
 configured losses (cross-entropy x5 + dice x1 in §4.1.3); inference uses the
