@@ -20,7 +20,16 @@ The pairs (``PAIRS``) are the CPU demos beside a stock head on the same
   copy's val split), 2000 iterations of the semantic demo's recipe: our head
   vs mmseg's UperNet on our backbone, and also (``others``) mmseg's
   Mask2Former head on our backbone and mmseg's Swin of the same widths and
-  depths with UperNet; mIoU and the IoU of every class.
+  depths with UperNet; mIoU and the IoU of every class;
+* ``camvid-drives``: the same four on street scenes they have not seen:
+  cross-validation by drive (``tools/dataset/camvid_drive_folds.py``: the
+  shared train and val splits pooled, each run trains on two of the drives
+  0001TP, 0006R0, 0016E5 and validates on the third), a column per
+  held-out drive and the mean over the drives;
+* ``pennfudan``: real photos with instance masks (Penn-Fudan pedestrians,
+  one class, 100 train / 20 val photos at 128 px, scale jitter, crop, flip
+  and photometric distortion, 4000 iterations): our instance head vs mmdet's
+  Mask2Former on our backbone and on Swin of the same size; bbox and segm AP.
 
 The table gives, per head, the mean ± standard deviation over the seeds of
 each metric and of the training time per iteration (the median of the
@@ -54,6 +63,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.realpath(__file__))))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset'))
+from camvid_drive_folds import DRIVES, write_folds  # noqa: E402
 
 #: task -> configs of our head and the stock head, and the metrics shown:
 #: (column name, key in the validation log line, factor to percent)
@@ -88,6 +99,19 @@ PAIRS: Dict[str, dict] = {
         },
         metrics=[('mIoU', 'mIoU', 1.0)], per_class=True),
 }
+PAIRS['pennfudan'] = dict(
+    ours='configs/detection/clusterformer-test_1xb8-4k_pennfudan-128.py',
+    stock='configs/detection/mask2former_clusterformer-test_1xb8-4k_pennfudan-128.py',
+    stock_name='mmdet Mask2Former',
+    others={
+        'swin-mask2former': ('mmdet Swin + Mask2Former',
+                             'configs/detection/mask2former_swin-test_1xb8-4k_pennfudan-128.py'),
+    },
+    metrics=PAIRS['inst']['metrics'])
+#: ``camvid-drives``: the CamVid pair on new scenes, by cross-validation over
+#: the drives (tools/dataset/camvid_drive_folds.py): each run trains on two
+#: drives (train and val splits pooled) and validates on the third
+PAIRS['camvid-drives'] = dict(PAIRS['camvid'], folds=DRIVES)
 
 _VAL_LINE = re.compile(r'Iter\((?:val|test)\) \[(\d+)/(\d+)\]\s+(.*)$')
 _TRAIN_LINE = re.compile(r'Iter\(train\) \[\s*(\d+)/(\d+)\]')
@@ -148,8 +172,12 @@ def parse_class_iou(log_text: str) -> Optional[Dict[str, float]]:
     return found
 
 
-def run_dir(work_dir: str, task: str, head: str, seed: int) -> str:
-    return osp.join(work_dir, task, head, f'seed{seed}')
+def run_dir(work_dir: str, task: str, head: str, seed: int, fold: Optional[str] = None
+            ) -> str:
+    """``work_dir/task/head/seed<S>``, or ``.../head/<fold>/seed<S>`` for a
+    task validated fold by fold."""
+    parts = [work_dir, task, head] + ([fold] if fold else []) + [f'seed{seed}']
+    return osp.join(*parts)
 
 
 def _newest_log(path: str) -> Optional[str]:
@@ -241,43 +269,78 @@ def _health_cell(runs: List[dict], source: str) -> str:
             f"{stages[0]['num_centers']}")
 
 
+def _runs_of(work_dir: str, task: str, head: str, folds: Sequence[Optional[str]]
+             ) -> List[Tuple[str, Optional[str], dict]]:
+    """(seed, fold, run) of every finished run of a head."""
+    runs = []
+    for fold in folds:
+        base = osp.join(work_dir, task, head, *([fold] if fold else []))
+        for seed_dir in sorted(glob.glob(osp.join(base, 'seed*'))):
+            r = read_run(seed_dir)
+            if r is not None:
+                runs.append((seed_dir.rsplit('seed', 1)[1], fold, r))
+    return runs
+
+
+def _fold_means(runs: List[Tuple[str, Optional[str], dict]], key: str, factor: float,
+                folds: Sequence[str]) -> List[float]:
+    """Per seed that has every fold, the mean of the metric over the folds
+    (the cross-validation score of that seed)."""
+    by_seed: Dict[str, Dict[str, float]] = {}
+    for seed, fold, r in runs:
+        if key in r['metrics']:
+            by_seed.setdefault(seed, {})[fold] = r['metrics'][key] * factor
+    return [statistics.fmean(v[f] for f in folds) for _, v in sorted(by_seed.items())
+            if all(f in v for f in folds)]
+
+
 def table(work_dir: str, tasks: Sequence[str]) -> str:
     """One markdown table per task: a row per head (ours, its variants, the
     stock head and the other heads) with the mean ± standard deviation over
     the seeds found, the training time per iteration and, where measured,
     the cluster health of the decoder layers; for mmseg tasks a second table
-    of per-class IoU."""
+    of per-class IoU. A task validated by folds (``camvid-drives``) has a
+    column per held-out fold (mean ± sd over the seeds) and the mean over
+    the folds: per seed the mean of its folds, then mean ± sd over the seeds
+    that finished every fold; its per-class IoU is the mean over every fold
+    and seed."""
     out = []
     for task in tasks:
         pair = PAIRS[task]
+        folds: Sequence[Optional[str]] = pair.get('folds') or [None]
         names = head_names(pair)
         heads = sorted(d for d in os.listdir(osp.join(work_dir, task))
-                       if osp.isdir(osp.join(work_dir, task, d))) \
+                       if osp.isdir(osp.join(work_dir, task, d)) and d != 'folds') \
             if osp.isdir(osp.join(work_dir, task)) else []
         # ours, its variants, then the stock head and the other heads
         order = list(names)
         heads.sort(key=lambda h: (0 if h == 'ours' else 2 if h in names else 1,
                                   order.index(h) if h in names else 0, h))
-        cols = [name for name, _, _ in pair['metrics']]
+        if pair.get('folds'):
+            (col, key, factor), = pair['metrics'][:1]
+            cols = [f'{col}, {fold} held out' for fold in folds] + [f'{col}, mean over drives']
+        else:
+            cols = [name for name, _, _ in pair['metrics']]
         rows, class_rows, with_health = [], [], False
         for head in heads:
-            runs = []
-            for seed_dir in sorted(glob.glob(osp.join(work_dir, task, head, 'seed*'))):
-                r = read_run(seed_dir)
-                if r is not None:
-                    runs.append((seed_dir.rsplit('seed', 1)[1], r))
+            runs = _runs_of(work_dir, task, head, folds)
             if not runs:
                 continue
-            cells = [summarise([r['metrics'][key] * factor for _, r in runs
-                                if key in r['metrics']]) for _, key, factor in pair['metrics']]
-            cells.append(summarise([r['time'] for _, r in runs if r['time']], 3))
-            health = _health_cell([r for _, r in runs], 'decode_head' if task in (
-                'seg', 'camvid') else 'bbox_head')
+            if pair.get('folds'):
+                cells = [summarise([r['metrics'][key] * factor for _, f, r in runs
+                                    if f == fold and key in r['metrics']]) for fold in folds]
+                cells.append(summarise(_fold_means(runs, key, factor, folds)))
+            else:
+                cells = [summarise([r['metrics'][k] * fac for _, _, r in runs
+                                    if k in r['metrics']]) for _, k, fac in pair['metrics']]
+            cells.append(summarise([r['time'] for _, _, r in runs if r['time']], 3))
+            health = _health_cell([r for _, _, r in runs], 'decode_head' if task.startswith((
+                'seg', 'camvid')) else 'bbox_head')
             with_health |= health != '-'
             name = names.get(head, f'ours: {head}')
-            seeds = ','.join(s for s, _ in runs)
+            seeds = ','.join(sorted({s for s, _, _ in runs}, key=int))
             rows.append((name, seeds, cells, health))
-            per_class = [r['classes'] for _, r in runs if r['classes']]
+            per_class = [r['classes'] for _, _, r in runs if r['classes']]
             if pair.get('per_class') and per_class:
                 classes = list(per_class[0])
                 class_rows.append((name, classes, [summarise([c[k] for c in per_class
@@ -344,33 +407,55 @@ def head_config(pair: dict, head: str) -> Optional[str]:
     return other[1] if other else None
 
 
+def fold_options(task: str, work_dir: str) -> Dict[Optional[str], List[str]]:
+    """Fold -> the ``--cfg-options`` that select its data (``{None: []}``
+    for a task without folds); writes the fold lists under
+    ``work_dir/task/folds`` from the data root of our head's config."""
+    pair = PAIRS[task]
+    if not pair.get('folds'):
+        return {None: []}
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, pair['ours']))
+    return write_folds(cfg.train_dataloader.dataset.data_root,
+                       osp.join(work_dir, task, 'folds'), pair['folds'])
+
+
+def planned_runs(args) -> List[Tuple[str, str, str, int, List[str]]]:
+    """(head, config, work dir, seed, cfg-options) of every run still to do,
+    seed by seed (so that a seed's comparison is complete first), then fold
+    and head; seed -1 is a finished run that only needs its health."""
+    runs = []
+    for task in args.tasks:
+        by_fold = fold_options(task, args.work_dir)
+        for seed in args.seeds:
+            for fold, data_opts in by_fold.items():
+                for head in args.heads:
+                    config = head_config(PAIRS[task], head)
+                    if config is None or (head != 'ours' and args.variant):
+                        continue
+                    name = args.variant if (head == 'ours' and args.variant) else head
+                    if head == 'ours' and args.variant and args.config:
+                        config = osp.abspath(args.config)
+                    path = run_dir(args.work_dir, task, name, seed, fold)
+                    opts = data_opts + (list(args.cfg_options) if name == args.variant else [])
+                    if args.force or read_result(path) is None:
+                        runs.append((head, config, path, seed, opts))
+                    elif args.health and head == 'ours' and not osp.isfile(
+                            osp.join(path, 'health.json')):
+                        runs.append((head, config, path, -1, opts))  # health only
+    return runs
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if not args.table_only:
-        runs: List[Tuple[str, str, int, List[str]]] = []
-        for task in args.tasks:
-            for head in args.heads:
-                config = head_config(PAIRS[task], head)
-                if config is None or (head != 'ours' and args.variant):
-                    continue
-                name = args.variant if (head == 'ours' and args.variant) else head
-                if head == 'ours' and args.variant and args.config:
-                    config = osp.abspath(args.config)
-                for seed in args.seeds:
-                    path = run_dir(args.work_dir, task, name, seed)
-                    opts = list(args.cfg_options) if name == args.variant else []
-                    if args.force or read_result(path) is None:
-                        runs.append((config, path, seed, opts))
-                    elif args.health and head == 'ours' and not osp.isfile(
-                            osp.join(path, 'health.json')):
-                        runs.append((config, path, -1, opts))  # health only
+        runs = planned_runs(args)
         print(f'{len(runs)} runs, {args.jobs} at a time', flush=True)
 
-        def one(run: Tuple[str, str, int, List[str]]) -> Tuple[str, int]:
-            config, path, seed, opts = run
+        def one(run: Tuple[str, str, str, int, List[str]]) -> Tuple[str, int]:
+            head, config, path, seed, opts = run
             code = train_one(config, path, seed, opts) if seed >= 0 else 0
-            if code == 0 and args.health and osp.basename(osp.dirname(path)) not in (
-                    'stock', *PAIRS_OTHERS):
+            if code == 0 and args.health and head not in ('stock', *PAIRS_OTHERS):
                 code = measure_health(config, path, opts)
             return path, code
 
