@@ -4,18 +4,18 @@
         [--cfg-options k=v ...] [--launcher pytorch|slurm|mpi]
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.realpath(__file__))))
 import mmcf  # noqa: E402,F401
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mmcf.engine import (check_checkpoint_finite, check_checkpoint_matches_model,  # noqa: E402
                          load_checkpoint_file, setup_cpu_distributed)
+from mmcf.engine.preflight import check_class_counts  # noqa: E402
+from mmcf.utils.cli import add_runner_args, parse_runner_args  # noqa: E402
 from mmcf.utils.config import load_config  # noqa: E402
 
 
@@ -25,16 +25,8 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save logs and metrics')
     parser.add_argument('--out', help='dump the raw predictions to this pickle file')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, key=value pairs (a.b=1, a.c="[1,2]")')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_runner_args(parser)
+    return parse_runner_args(parser, argv)
 
 
 def main(argv=None):
@@ -52,7 +44,10 @@ def main(argv=None):
     if cfg.get('test_dataloader') and cfg.test_dataloader.get('dataset'):
         # annotations that mmdet/mmpretrain would read wrongly are refused
         from mmcf.datasets.config_check import check_dataset_cfg
-        check_dataset_cfg(cfg.test_dataloader.dataset, check_images=False, check_files=False)
+        check_dataset_cfg(cfg.test_dataloader.dataset, check_images=False, check_files=False,
+                          allow_outside_root=cfg.get('allow_outside_data_root', False))
+    # a head of another class count than the data fails at the first image
+    check_class_counts(cfg, ('test_dataloader', ))
     cfg.load_from = args.checkpoint
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)

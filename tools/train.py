@@ -22,7 +22,6 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.realpath(__file__))))
 import mmcf  # noqa: E402,F401
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -31,6 +30,8 @@ from mmcf.engine import (BF16AmpOptimWrapper, CheckpointError,  # noqa: E402
                          WorkDirLock, check_checkpoint_finite, check_checkpoint_matches_model,
                          find_resume_checkpoint, load_checkpoint_file, make_reliable,
                          missing_resume_state, setup_cpu_distributed)
+from mmcf.engine.preflight import check_before_training  # noqa: E402
+from mmcf.utils.cli import add_runner_args, parse_runner_args  # noqa: E402
 from mmcf.utils.config import load_config  # noqa: E402
 
 
@@ -60,16 +61,8 @@ def parse_args(argv=None):
         help='validate the train/val data sets (files, labels, ids) before training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate with the real batch size')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, key=value pairs (a.b=1, a.c="[1,2]")')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_runner_args(parser)
+    return parse_runner_args(parser, argv)
 
 
 def _set_amp(cfg, dtype: str) -> None:
@@ -128,7 +121,8 @@ def check_data(cfg, full: bool = True) -> None:
     for split in ('train_dataloader', 'val_dataloader'):
         loader = cfg.get(split, None)
         if loader is not None and loader.get('dataset', None) is not None:
-            check_dataset_cfg(loader.dataset, check_images=full, check_files=full)
+            check_dataset_cfg(loader.dataset, check_images=full, check_files=full,
+                              allow_outside_root=cfg.get('allow_outside_data_root', False))
 
 
 def _checked_checkpoint(cfg, args):
@@ -174,11 +168,17 @@ def main(argv=None):
     if args.resume_weights_only and not cfg.get('resume', False):
         raise ValueError('--resume-weights-only needs --resume CHECKPOINT')
     # one training per work dir; the lock dies with the process
+    if osp.exists(cfg.work_dir) and not osp.isdir(cfg.work_dir):
+        raise NotADirectoryError(f'the work dir {cfg.work_dir} is a file, not a folder: '
+                                 'give another --work-dir')
     lock = WorkDirLock(cfg.work_dir).acquire() if _is_rank0() else None
     try:
         check_data(cfg, full=args.check_data)
         resuming = cfg.get('resume', False)
         ckpt = _checked_checkpoint(cfg, args)
+        # heads against the data's classes, the resume point against the
+        # schedule, the resumed optimizer state against the config's optimizer
+        check_before_training(cfg, ckpt, cfg.get('load_from', None))
         setup_cpu_distributed(cfg)
         runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
         if ckpt is not None:

@@ -32,7 +32,7 @@ import mmcf  # noqa: E402,F401  (registers modules, safe checkpoint loading)
 import mmcv  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
+from mmcf.utils.cli import CfgOptionsAction  # noqa: E402
 from mmengine.dataset import pseudo_collate  # noqa: E402
 
 from mmcf.utils.build import build_image_pipeline, build_model_from_cfg  # noqa: E402
@@ -63,7 +63,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='longer side of each tile in pixels')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--seed', type=int, default=0, help='seed of the random weights')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override config settings, key=value pairs')
     return parser.parse_args(argv)
 

@@ -28,7 +28,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='CheckImageFile', max_side=max_image_side),
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(64, 64), keep_ratio=True),
+    dict(type='SafeResize', scale=(64, 64), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=False),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),

@@ -40,7 +40,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile', to_float32=True, backend_args=None),
-    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
+    dict(type='SafeResize', scale=(1333, 800), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=False),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),

@@ -80,7 +80,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),
-    dict(type='Resize', scale=(1333, 800), keep_ratio=True),
+    dict(type='SafeResize', scale=(1333, 800), keep_ratio=True),
     dict(type='LoadCocoPanopticAnnotations', backend_args=backend_args),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),

@@ -35,23 +35,28 @@ def _num_classes(cfg: dict, registry_scope: str) -> Optional[int]:
     return len(classes) if classes is not None else None
 
 
-def check_dataset_cfg(cfg: dict, check_images: bool = True,
-                      check_files: bool = True) -> Optional[Dict[str, int]]:
+def check_dataset_cfg(cfg: dict, check_images: bool = True, check_files: bool = True,
+                      allow_outside_root: bool = False) -> Optional[Dict[str, int]]:
     """Run the check matching a dataset config's ``type``; None if unknown.
 
     ``check_images`` decodes every image and label map; ``check_files``
     (implied by ``check_images``) looks for every file. With neither, only
     the annotation files are read (cheap: what ``tools/train.py`` always
     runs); label maps are then not read, so semantic data are not checked.
+    Every file an annotation names must lie under the dataset's
+    ``data_root`` (a COCO ``file_name`` of ``../../val/x.png`` would train on
+    another split) unless ``allow_outside_root`` (the config's
+    ``allow_outside_data_root=True``).
     """
     check_files = check_files or check_images
     kind = str(cfg.get('type', '')).split('.')[-1]
     root = cfg.get('data_root', '') or ''
+    inside = None if allow_outside_root or not root else root
     if kind in ('RepeatDataset', 'ClassBalancedDataset'):
-        return check_dataset_cfg(cfg['dataset'], check_images, check_files)
+        return check_dataset_cfg(cfg['dataset'], check_images, check_files, allow_outside_root)
     if kind == 'ConcatDataset':
         for sub in cfg['datasets']:
-            check_dataset_cfg(sub, check_images, check_files)
+            check_dataset_cfg(sub, check_images, check_files, allow_outside_root)
         return {}
     if kind in ('CustomDataset', 'ImageNet'):
         prefix = cfg.get('data_prefix', '')
@@ -59,29 +64,31 @@ def check_dataset_cfg(cfg: dict, check_images: bool = True,
         if not cfg.get('ann_file'):
             return None  # folder mode: mmpretrain derives labels from folders
         return check_classification(root, cfg['ann_file'], prefix,
-                                    _num_classes(cfg, 'mmpretrain'), check_images, check_files)
+                                    _num_classes(cfg, 'mmpretrain'), check_images, check_files,
+                                    inside)
     if kind == 'CocoPanopticDataset':
         prefix = cfg.get('data_prefix', {})
         return check_coco_panoptic(_join(root, cfg['ann_file']),
                                    _join(root, prefix.get('img', '')),
                                    _join(root, prefix.get('seg', '')), check_images,
-                                   check_files)
+                                   check_files, inside)
     if kind == 'CocoDataset':
         prefix = cfg.get('data_prefix', {})
         return check_coco_instances(_join(root, cfg['ann_file']),
                                     _join(root, prefix.get('img', '')), check_images,
-                                    check_files)
-    if not check_files:
-        return None
+                                    check_files, root=inside)
     if kind.endswith('SegDataset') or kind in ('ADE20KDataset', 'CityscapesDataset'):
         prefix = cfg.get('data_prefix', {})
         num = _num_classes(cfg, 'mmseg')
-        if num is None:
+        ann_file = cfg.get('ann_file') or None
+        # without check_files only an ann_file's names are checked (where they lead)
+        if num is None or not (check_files or (ann_file and inside)):
             return None
         return check_semantic(_join(root, prefix.get('img_path', '')),
                               _join(root, prefix.get('seg_map_path', '')), num,
                               cfg.get('img_suffix', '.jpg'), cfg.get('seg_map_suffix', '.png'),
-                              cfg.get('ignore_index', 255), cfg.get('reduce_zero_label', False))
+                              cfg.get('ignore_index', 255), cfg.get('reduce_zero_label', False),
+                              _join(root, ann_file) if ann_file else None, inside, check_files)
     return None
 
 
@@ -113,18 +120,18 @@ def check_data_root(root: str, formats: Sequence[str] = FORMATS,
             if fmt == 'classification' and osp.isdir(osp.join(root, 'classification')):
                 report[key] = check_classification(
                     osp.join(root, 'classification'), f'meta/{split}.txt', split,
-                    counts['classification'], check_images)
+                    counts['classification'], check_images, root=root)
             elif fmt in ('coco', 'panoptic') and osp.isdir(osp.join(root, 'coco')):
                 coco = osp.join(root, 'coco')
                 if fmt == 'coco':
                     report[key] = check_coco_instances(
                         osp.join(coco, 'annotations', f'instances_{split}.json'),
-                        osp.join(coco, split), check_images)
+                        osp.join(coco, split), check_images, root=root)
                 else:
                     report[key] = check_coco_panoptic(
                         osp.join(coco, 'annotations', f'panoptic_{split}.json'),
                         osp.join(coco, split), osp.join(coco, f'panoptic_{split}'),
-                        check_images)
+                        check_images, root=root)
             elif fmt == 'semantic' and osp.isdir(osp.join(root, 'semantic')):
                 if counts['semantic'] is None:
                     raise DatasetError(f'{root}: no meta.json; pass the semantic class count')

@@ -53,6 +53,20 @@ class _Problems:
         raise DatasetError(f'{len(self.items)} problem(s) in {self.what}:\n{listed}{more}')
 
 
+def check_inside(path: str, root: Optional[str], problems: _Problems, where: str) -> bool:
+    """Record a problem when ``path`` (resolved, links followed) lies outside
+    ``root``; True when it is inside or ``root`` is None (no rule)."""
+    if not root:
+        return True
+    real, base = osp.realpath(path), osp.realpath(root)
+    if real == base or real.startswith(base.rstrip(os.sep) + os.sep):
+        return True
+    problems.add(f'{where}: {path} lies outside the data root {root} (resolved to {real}); '
+                 'a data set reads only files under its data_root unless the config sets '
+                 'allow_outside_data_root=True')
+    return False
+
+
 def read_image(path: str, problems: _Problems, what: str = 'image') -> Optional[np.ndarray]:
     """Decode ``path`` fully; on failure record a problem and return None."""
     if not osp.isfile(path):
@@ -93,10 +107,11 @@ def load_json(path: str, problems: _Problems) -> Optional[Any]:
 # --------------------------------------------------------------------------
 def check_classification(data_root: str, ann_file: str = 'meta/train.txt',
                          data_prefix: str = 'train', num_classes: Optional[int] = None,
-                         check_images: bool = True, check_files: bool = True
-                         ) -> Dict[str, int]:
+                         check_images: bool = True, check_files: bool = True,
+                         root: Optional[str] = None) -> Dict[str, int]:
     """Check an mmpretrain ``CustomDataset`` annotation file and its images
-    (decoded with ``check_images``, looked for with ``check_files``)."""
+    (decoded with ``check_images``, looked for with ``check_files``); with
+    ``root``, every image must lie under it."""
     ann = osp.join(data_root, ann_file)
     problems = _Problems(ann)
     if not osp.isfile(ann):
@@ -123,6 +138,8 @@ def check_classification(data_root: str, ann_file: str = 'meta/train.txt',
             problems.add(f'{where}: label {value} is outside 0..{(num_classes or 1) - 1} '
                          f'(num_classes={num_classes})')
         img = osp.join(data_root, data_prefix, path)
+        if not check_inside(img, root, problems, where):
+            continue
         if check_images:
             read_image(img, problems)
         elif check_files and not osp.isfile(img):
@@ -136,17 +153,33 @@ def check_classification(data_root: str, ann_file: str = 'meta/train.txt',
 # --------------------------------------------------------------------------
 def check_semantic(img_dir: str, ann_dir: str, num_classes: int, img_suffix: str = '.png',
                    seg_map_suffix: str = '.png', ignore_index: int = 255,
-                   reduce_zero_label: bool = False) -> Dict[str, int]:
+                   reduce_zero_label: bool = False, ann_file: Optional[str] = None,
+                   root: Optional[str] = None, check_files: bool = True) -> Dict[str, int]:
     """Check image/label-map pairs: present, decodable, same size, one
-    channel, values in ``0..num_classes-1`` or ``ignore_index``."""
+    channel, values in ``0..num_classes-1`` or ``ignore_index``. The pairs
+    are the images of ``img_dir``, or the names ``ann_file`` lists (mmseg's
+    ``ann_file``: one name per line, relative to ``img_dir``); with
+    ``root``, every file must lie under it. ``check_files=False``: only
+    that (no file is opened)."""
     problems = _Problems(f'semantic data {img_dir} / {ann_dir}')
     if not osp.isdir(img_dir):
         problems.add(f'image folder {img_dir} does not exist')
         problems.raise_if_any()
-    names = sorted(n for n in os.listdir(img_dir) if n.endswith(img_suffix))
+    if ann_file:
+        if not osp.isfile(ann_file):
+            problems.add(f'annotation file {ann_file} does not exist')
+            problems.raise_if_any()
+        with open(ann_file, encoding='utf-8') as f:
+            names = [line.strip() + img_suffix for line in f if line.strip()]
+    else:
+        names = sorted(n for n in os.listdir(img_dir) if n.endswith(img_suffix))
     if not names:
-        problems.add(f'image folder {img_dir} has no {img_suffix} images')
+        problems.add(f'{ann_file or img_dir} has no {img_suffix} images')
     for name in names:
+        if not (check_inside(osp.join(img_dir, name), root, problems, ann_file or img_dir)
+                and check_inside(osp.join(ann_dir, name), root, problems, ann_file or ann_dir)
+                and check_files):
+            continue
         img = read_image(osp.join(img_dir, name), problems)
         seg_path = osp.join(ann_dir, name[:-len(img_suffix)] + seg_map_suffix)
         seg = read_image(seg_path, problems, what='label map')
@@ -200,11 +233,15 @@ def _coco_index(data: Any, ann_file: str, problems: _Problems
 
 
 def _check_image_files(images: Dict[int, dict], img_dir: str, problems: _Problems,
-                       check_images: bool, check_files: bool = True) -> None:
-    if not (check_images or check_files):
-        return
+                       check_images: bool, check_files: bool = True,
+                       root: Optional[str] = None) -> None:
     for img in images.values():
-        path = osp.join(img_dir, img['file_name'])
+        path = osp.join(img_dir, str(img['file_name']))
+        if not check_inside(path, root, problems, f'image id {img["id"]} (file_name '
+                                                  f'{img["file_name"]!r})'):
+            continue
+        if not (check_images or check_files):
+            continue
         if not check_images:
             if not osp.isfile(path):
                 problems.add(f'image {path} (image id {img["id"]}) does not exist')
@@ -296,8 +333,8 @@ def _rle_string_counts(data: bytes) -> List[int]:
 
 
 def check_coco_instances(ann_file: str, img_dir: str, check_images: bool = True,
-                         check_files: bool = True, logger: Any = 'current'
-                         ) -> Dict[str, int]:
+                         check_files: bool = True, logger: Any = 'current',
+                         root: Optional[str] = None) -> Dict[str, int]:
     """Check a COCO instances file: structure, ids, boxes, masks, image files.
 
     Refused (:class:`DatasetError`): a missing ``images``/``annotations``/
@@ -346,7 +383,7 @@ def check_coco_instances(ann_file: str, img_dir: str, check_images: bool = True,
             problems.add(f'{where} has area {ann.get("area")!r}; mmdet needs a finite number')
         elif ann['area'] <= 0 and not (w < 1 or h < 1):
             tiny.append(aid)
-    _check_image_files(images, img_dir, problems, check_images, check_files)
+    _check_image_files(images, img_dir, problems, check_images, check_files, root)
     problems.raise_if_any()
     if tiny:
         from mmengine.logging import print_log
@@ -357,11 +394,12 @@ def check_coco_instances(ann_file: str, img_dir: str, check_images: bool = True,
 
 
 def check_coco_panoptic(ann_file: str, img_dir: str, seg_dir: str,
-                        check_images: bool = True, check_files: bool = True
-                        ) -> Dict[str, int]:
+                        check_images: bool = True, check_files: bool = True,
+                        root: Optional[str] = None) -> Dict[str, int]:
     """Check a COCO panoptic file against its PNGs: every listed segment id
     is in the PNG, every PNG id is listed, categories exist, sizes agree.
-    Without ``check_files`` the JSON only (no PNG or image is opened)."""
+    Without ``check_files`` the JSON only (no PNG or image is opened). With
+    ``root``, every image and PNG must lie under it."""
     problems = _Problems(ann_file)
     data = load_json(ann_file, problems)
     problems.raise_if_any()
@@ -381,7 +419,7 @@ def check_coco_panoptic(ann_file: str, img_dir: str, seg_dir: str,
                 problems.add(f'{where}: segment {seg.get("id")} has category_id '
                              f'{seg.get("category_id")!r}, not in "categories"')
             listed[seg.get('id')] = seg
-        if not check_files:
+        if not check_inside(png, root, problems, where) or not check_files:
             continue
         arr = read_image(png, problems, what='panoptic PNG')
         if arr is None:
@@ -400,6 +438,6 @@ def check_coco_panoptic(ann_file: str, img_dir: str, seg_dir: str,
         if img and (img.get('height'), img.get('width')) != tuple(arr.shape[:2]):
             problems.add(f'panoptic PNG {png} is {arr.shape[0]}x{arr.shape[1]} but image '
                          f'{img["id"]} is {img.get("height")}x{img.get("width")}')
-    _check_image_files(images, img_dir, problems, check_images, check_files)
+    _check_image_files(images, img_dir, problems, check_images, check_files, root)
     problems.raise_if_any()
     return {'images': len(images), 'annotations': len(anns)}

@@ -7,11 +7,13 @@ from .optim import BF16AmpOptimWrapper
 from .reliable import make_reliable
 from .resume import (check_checkpoint_finite, check_checkpoint_matches_model, checkpoint_mismatch,
                      find_resume_checkpoint, missing_resume_state)
-from .safe_load import (CheckpointError, checkpoint_safe_globals, load_checkpoint_file,
-                        register_checkpoint_safe_globals)
+from .safe_load import (CheckpointError, CheckpointNotFoundError, checkpoint_safe_globals,
+                        load_checkpoint_file, register_checkpoint_safe_globals)
+from .weights import check_fit, install_weight_rules, last_checkpoint_file
 
 __all__ = [
-    'AtomicCheckpointHook', 'AtomicLocalBackend', 'CheckpointError', 'atomic_write',
+    'AtomicCheckpointHook', 'AtomicLocalBackend', 'CheckpointError', 'CheckpointNotFoundError',
+    'atomic_write', 'check_fit', 'install_weight_rules', 'last_checkpoint_file',
     'check_checkpoint_finite', 'check_checkpoint_matches_model', 'checkpoint_mismatch',
     'missing_resume_state', 'WorkDirLock', 'WorkDirLockedError', 'checkpoint_safe_globals',
     'find_resume_checkpoint',

@@ -53,7 +53,9 @@ def atomic_write(data: Union[bytes, str], path: str) -> None:
     The data go to ``.<name>.mmcf-tmp-<pid>`` beside ``path``, are fsync'ed
     and then renamed onto ``path`` with ``os.replace`` (atomic on POSIX and
     Windows within one file system). On any error the temporary file is
-    removed and ``path`` keeps its old content.
+    removed and ``path`` keeps its old content; an ``OSError`` (a full
+    disk, a folder without write permission) is raised again naming
+    ``path``.
     """
     if isinstance(data, str):
         data = data.encode('utf-8')
@@ -66,9 +68,13 @@ def atomic_write(data: Union[bytes, str], path: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if osp.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError) and e.errno is not None and path not in str(e):
+            kept = 'is unchanged' if osp.exists(path) else 'was not written'
+            raise type(e)(e.errno, f'{e.strerror} while saving {path} (the file there {kept})',
+                          path) from e
         raise
     _fsync_dir(folder)
 

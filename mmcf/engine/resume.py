@@ -134,6 +134,15 @@ def check_checkpoint_finite(ckpt: Dict[str, Any], path: str) -> None:
     """Refuse a checkpoint whose weights hold NaN or infinity (a diverged
     run): evaluating it scores 0 without a word, resuming it trains on NaN."""
     state = ckpt.get('state_dict', ckpt)
+    if not isinstance(state, dict):
+        raise CheckpointError(f'checkpoint {path}: its state_dict is a {type(state).__name__}, '
+                              'not a dict of weights')
+    other = [f'{k} ({type(v).__name__})' for k, v in state.items()
+             if not isinstance(v, torch.Tensor)]
+    if other and 'state_dict' in ckpt:
+        raise CheckpointError(f'checkpoint {path}: its weights must be tensors, but '
+                              f'{len(other)} entries of its state_dict are not, e.g. '
+                              f'{other[:3]}')
     bad = [k for k, v in state.items() if isinstance(v, torch.Tensor)
            and v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:

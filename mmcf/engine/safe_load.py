@@ -41,6 +41,10 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be used; the message names the file."""
 
 
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """A checkpoint path that names no file."""
+
+
 def _numpy_globals() -> List[Any]:
     """numpy objects that pickled arrays, dtypes and scalars refer to."""
     try:  # numpy >= 2
@@ -94,19 +98,20 @@ def register_checkpoint_safe_globals() -> None:
     _registered = True
 
 
-def load_checkpoint_file(path: str, require: Sequence[str] = ('state_dict', )) -> Dict[str, Any]:
+def load_checkpoint_file(path: str, require: Sequence[str] = ('state_dict', ),
+                         map_location: Any = None) -> Dict[str, Any]:
     """Load ``path`` with safe loading on, or raise :class:`CheckpointError`.
 
     The error names the file and says why: missing, truncated or corrupt,
     holding an object that safe loading refuses, or lacking the keys in
-    ``require``.
+    ``require``. ``map_location`` is torch's (default: the CPU).
     """
     if not osp.isfile(path):
-        raise CheckpointError(f'checkpoint file not found: {path}')
+        raise CheckpointNotFoundError(f'checkpoint file not found: {path}')
     if osp.getsize(path) == 0:
         raise CheckpointError(f'checkpoint {path} is empty (0 bytes)')
     try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+        ckpt = torch.load(path, map_location=map_location or 'cpu', weights_only=True)
     except Exception as e:  # noqa: BLE001  (torch raises many types here)
         refused = _unsafe_global(e)
         if refused is not None:

@@ -2,14 +2,15 @@
 import difflib
 import inspect
 import os.path as osp
-from typing import Iterable, Optional
+import typing
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 from mmengine.config import Config
 
 #: top-level keys the runner (or our tools) read besides Runner.__init__'s
 _RUNNER_EXTRA_KEYS = {'runner_type', 'find_unused_parameters', 'custom_imports', 'compile',
                       'model_wrapper_cfg', 'strategy', 'launcher', 'work_dir', 'resume',
-                      'load_from', 'dist_params', 'auto_scale_lr'}
+                      'load_from', 'dist_params', 'auto_scale_lr', 'allow_outside_data_root'}
 
 
 def _runner_keys() -> set:
@@ -124,6 +125,81 @@ def _implied_type(root: str, node: dict) -> Optional[str]:
     return None
 
 
+_MISSING = object()
+_SCALARS = (bool, int, float)
+
+
+def _scalar_types(annotation: Any) -> Optional[Tuple[type, ...]]:
+    """The scalar types (bool, int, float and None) an annotation allows, or
+    None when it allows anything else too (then no type is checked)."""
+    if annotation in _SCALARS or annotation is type(None):
+        return (annotation, )
+    if typing.get_origin(annotation) is typing.Union:
+        out: Tuple[type, ...] = ()
+        for arg in typing.get_args(annotation):
+            one = _scalar_types(arg)
+            if one is None:
+                return None
+            out += one
+        return out
+    return None
+
+
+def _expected_types(cls, name: str) -> Optional[Tuple[type, ...]]:
+    """What argument ``name`` of ``cls.__init__`` takes, from its
+    annotation, else from its default (None: not checked)."""
+    init = getattr(cls, '__init__', None)
+    for klass in getattr(cls, '__mro__', ()):
+        if name in inspect.signature(vars(klass).get('__init__', lambda self: None)).parameters:
+            init = vars(klass)['__init__']
+            break
+    try:
+        param = inspect.signature(init).parameters.get(name)
+    except (TypeError, ValueError):
+        return None
+    if param is None:
+        return None
+    try:
+        hint = typing.get_type_hints(init).get(name)
+    except Exception:  # noqa: BLE001  (forward references that do not resolve)
+        hint = None
+    if hint is not None:
+        return _scalar_types(hint)
+    default = param.default
+    if default is param.empty or default is None or type(default) not in _SCALARS:
+        return None
+    return (type(default), type(None))
+
+
+def _fits(value: Any, types: Tuple[type, ...]) -> bool:
+    if value is None:
+        return type(None) in types
+    if isinstance(value, bool):
+        return bool in types
+    if isinstance(value, int):
+        return int in types or float in types
+    if isinstance(value, float):
+        return float in types
+    return False
+
+
+def _type_names(types: Tuple[type, ...]) -> str:
+    names = [{'int': 'an int', 'float': 'a number', 'bool': 'a bool (True or False)'}.get(
+        t.__name__, t.__name__) for t in types if t is not type(None)]
+    return ' or '.join(names) + (' (or None)' if type(None) in types else '')
+
+
+def check_cfg_option_value(key: str, value: Any, types: Optional[Tuple[type, ...]],
+                           owner: str) -> None:
+    """Refuse a ``--cfg-options`` value of another type than ``types``."""
+    if types is None or _fits(value, types):
+        return
+    got = f'the string {value!r}' if isinstance(value, str) else \
+        f'{type(value).__name__} {value!r}'
+    raise TypeError(f'--cfg-options {key}={value}: {owner} takes {_type_names(types)}, got '
+                    f'{got}')
+
+
 def check_cfg_option_args(cfg: Config, keys: Optional[Iterable[str]]) -> None:
     """Refuse ``--cfg-options`` keys that no class along their path takes.
 
@@ -179,7 +255,37 @@ def check_cfg_option_args(cfg: Config, keys: Optional[Iterable[str]]) -> None:
                         f'--cfg-options {key}: {getattr(cls, "__name__", cls)} (at '
                         f'{".".join(parts[:depth]) or "top level"}) takes no argument '
                         f'{part!r}{hint}')
+                if depth == len(parts) - 1 and inspect.isclass(cls):
+                    check_cfg_option_value(key, node[part], _expected_types(cls, part),
+                                           f'{cls.__name__}\'s {part}')
             node = node[part]
+
+
+def _value_at(cfg: Config, key: str) -> Any:
+    node: Any = cfg._cfg_dict if isinstance(cfg, Config) else cfg
+    for part in key.split('.'):
+        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return _MISSING
+    return node
+
+
+def check_cfg_option_types(cfg: Config, cfg_options: Dict[str, Any]) -> None:
+    """Refuse a ``--cfg-options`` value where the config holds a number or a
+    switch and the new value is not one (``train_cfg.max_iters=ten``).
+    The argument's own type (an int where a float would not do) is checked
+    against its class after merging (:func:`check_cfg_option_args`), as are
+    arguments the config does not hold."""
+    for key, value in cfg_options.items():
+        old = _value_at(cfg, key)
+        if old is _MISSING or old is None or type(old) not in _SCALARS:
+            continue
+        types = (bool, ) if isinstance(old, bool) else (float, )
+        check_cfg_option_value(key, value, types + (type(None), ),
+                               f'the config (which holds {old!r} there)')
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None, launcher: str = 'none',
@@ -201,6 +307,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None, launcher: str = '
     cfg.launcher = launcher
     check_cfg_option_keys(cfg, (cfg_options or {}).keys())
     if cfg_options:
+        check_cfg_option_types(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
         check_cfg_option_args(cfg, cfg_options.keys())
     if work_dir is not None:

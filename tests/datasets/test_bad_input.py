@@ -155,7 +155,10 @@ def test_resume_from_checkpoint_of_another_architecture(data, tmp_path):
     with pytest.raises(CheckpointError,
                        match=r'other_arch\.pth does not match the model ImageClassifier.*'
                        r'shape mismatches'):
-        train_tool.main(_cls_args(data, tmp_path / 'w', '--resume', str(path)))
+        # (max_epochs past the checkpoint's epoch 1, else it would be refused as
+        # training nothing before the model is built)
+        train_tool.main(_cls_args(data, tmp_path / 'w', '--resume', str(path),
+                                  options=['train_cfg.max_epochs=2']))
     _no_outputs(tmp_path / 'w')
 
 

@@ -279,3 +279,63 @@ def test_camvid_config_trains_two_iterations_on_shared_copy(name, tmp_path):
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses), losses
     miou = [r['mIoU'] for r in records if 'mIoU' in r]
     assert len(miou) == 1 and 0.0 <= miou[0] <= 100.0
+
+
+# ------------------------------------------------- cross-validation by drive
+folds_tool = load_tool(osp.join('dataset', 'camvid_drive_folds'))
+
+
+def _drive_layout(root: Path, frames: Dict[str, Sequence[str]]) -> Path:
+    """img_dir/ann_dir per split with the named frames (1x1 images)."""
+    for split, names in frames.items():
+        for d in ('img_dir', 'ann_dir'):
+            (root / d / split).mkdir(parents=True, exist_ok=True)
+            for name in names:
+                Image.fromarray(np.zeros((1, 1), np.uint8)).save(root / d / split / name)
+    return root
+
+
+def test_drive_folds_hold_one_drive_out_of_both_splits(tmp_path):
+    root = _drive_layout(tmp_path / 'camvid', {
+        'train': ['0001TP_000010.png', '0006R0_f00930.png', '0016E5_00390.png'],
+        'val': ['0016E5_07959.png', '0016E5_07961.png']})
+    options = folds_tool.write_folds(str(root), str(tmp_path / 'folds'))
+    assert sorted(options) == ['0001TP', '0006R0', '0016E5']
+    read = lambda p: (tmp_path / 'folds' / p).read_text().split()  # noqa: E731
+    assert read('0016E5_val.txt') == ['train/0016E5_00390', 'val/0016E5_07959',
+                                      'val/0016E5_07961']
+    assert read('0016E5_train.txt') == ['train/0001TP_000010', 'train/0006R0_f00930']
+    assert read('0001TP_val.txt') == ['train/0001TP_000010']
+    assert len(read('0001TP_train.txt')) == 4
+    # every frame is validated exactly once over the folds, never trained on there
+    vals = [f for d in options for f in read(f'{d}_val.txt')]
+    assert sorted(vals) == sorted(set(vals)) and len(vals) == 5
+    for d in options:
+        assert not set(read(f'{d}_train.txt')) & set(read(f'{d}_val.txt'))
+    opts = dict(o.split('=', 1) for o in options['0006R0'])
+    assert opts['train_dataloader.dataset.ann_file'] == str(tmp_path / 'folds' /
+                                                           '0006R0_train.txt')
+    assert opts['val_dataloader.dataset.data_prefix.img_path'] == 'img_dir'
+    assert opts['test_dataloader.dataset.ann_file'].endswith('0006R0_val.txt')
+    assert (tmp_path / 'folds' / '0006R0.options').read_text().split() == options['0006R0']
+
+
+def test_drive_folds_refuse_what_they_cannot_split(tmp_path):
+    root = _drive_layout(tmp_path / 'camvid', {'train': ['0001TP_000010.png'], 'val': []})
+    with pytest.raises(ValueError, match=r"drive '0006R0' has no frame; drives present: "
+                       r"\['0001TP'\]"):
+        folds_tool.write_folds(str(root), str(tmp_path / 'f'), ['0006R0'])
+    with pytest.raises(ValueError, match='leaves no frame to train on'):
+        folds_tool.write_folds(str(root), str(tmp_path / 'f'), ['0001TP'])
+    os.remove(root / 'ann_dir' / 'train' / '0001TP_000010.png')
+    with pytest.raises(FileNotFoundError, match='the label map of .*0001TP_000010.png'):
+        folds_tool.frames(str(root))
+    assert folds_tool.main([str(tmp_path / 'nowhere'), '--out', str(tmp_path / 'f')]) == 1
+
+
+@pytest.mark.skipif(not osp.isdir(SHARED), reason='../shared/data/camvid_96x128 is absent')
+def test_drive_folds_of_the_shared_copy(tmp_path):
+    options = folds_tool.write_folds(SHARED, str(tmp_path))
+    sizes = {d: (len((tmp_path / f'{d}_train.txt').read_text().split()),
+                 len((tmp_path / f'{d}_val.txt').read_text().split())) for d in options}
+    assert sizes == {'0001TP': (406, 62), '0006R0': (367, 101), '0016E5': (163, 305)}

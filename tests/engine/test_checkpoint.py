@@ -63,8 +63,12 @@ def test_tampered_checkpoint_is_refused(tmp_path):
     ckpt['meta']['hook'] = Payload()
     torch.save(ckpt, path)
     from mmengine.runner import load_checkpoint
-    with pytest.raises(pickle.UnpicklingError, match='Weights only load failed'):
+    from mmcf.engine import CheckpointError
+    # mmengine's loader goes through mmcf's: refused naming the file, and
+    # without torch's advice to turn safe loading off
+    with pytest.raises(CheckpointError, match=f'checkpoint {path} is refused') as e:
         load_checkpoint(ClusterFormer('test'), str(path), map_location='cpu')
+    assert 'weights_only=False' not in str(e.value)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, map_location='cpu')
     assert not os.path.exists(marker)
@@ -79,16 +83,28 @@ def test_unlisted_class_is_refused(tmp_path):
 
 def test_mismatched_checkpoint_names_the_keys(tmp_path):
     from mmengine.runner import load_checkpoint
+    from mmcf.engine import CheckpointError
     path = tmp_path / 'small.pth'
     torch.save({'state_dict': ClusterFormer('test').state_dict()}, path)
     # arch keys only: the same in the flat and the clustering_cfg signature
     other = ClusterFormer(dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
                                num_centers=4))
+    # a checkpoint that fits under half of the model is refused, strict or not
+    for strict in (True, False):
+        with pytest.raises(CheckpointError, match=rf'{path}: only \d+ of the \d+ weights of '
+                           r'ClusterFormer.*patch_embed.projection.weight \(32, 3, 4, 4\) vs '
+                           r'\(16, 3, 4, 4\)'):
+            load_checkpoint(other, str(path), strict=strict)
+    # one that fits more than half: strict refuses, non-strict loads and
+    # names the mismatched keys in the log (mmengine's behaviour)
+    model = ClusterFormer('test')
+    state = model.state_dict()
+    state['patch_embed.projection.weight'] = torch.zeros(8, 3, 4, 4)
+    torch.save({'state_dict': state}, path)
     with pytest.raises(RuntimeError, match='size mismatch for patch_embed.projection.weight'):
-        load_checkpoint(other, str(path), strict=True)
-    # non-strict: the mismatched keys are skipped and named in the log
+        load_checkpoint(model, str(path), strict=True)
     with logged('mmcf-ckpt-test') as (logger, records):
-        load_checkpoint(other, str(path), strict=False, logger=logger)
+        load_checkpoint(model, str(path), strict=False, logger=logger)
     text = '\n'.join(r.getMessage() for r in records)
     assert 'size mismatch for patch_embed.projection.weight' in text
 

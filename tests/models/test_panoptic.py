@@ -412,7 +412,8 @@ def test_coco_panoptic_configs_follow_the_paper_and_train_an_iteration(path, arc
     jitter = [t for t in pipe if t.type == 'RandomResize'][0]
     crop = [t for t in pipe if t.type == 'RandomCrop'][0]
     assert jitter.ratio_range == (0.1, 2.0) and tuple(crop.crop_size) == (1024, 1024)
-    test_resize = [t for t in cfg.val_dataloader.dataset.pipeline if t.type == 'Resize'][0]
+    test_resize = [t for t in cfg.val_dataloader.dataset.pipeline
+                   if t.type in ('Resize', 'SafeResize')][0]
     assert tuple(test_resize.scale) == (1333, 800)
     assert [e.type for e in cfg.val_evaluator] == ['PanopticQualityMetric', 'CocoMetric',
                                                    'SemSegMetric']

@@ -97,6 +97,32 @@ def test_time_per_iteration_and_per_class_iou_from_an_mmseg_log(tool, tmp_path):
     assert lines[5] == '| ClusterFormer (ours) | 90.5 ± 0.0 | 2.2 ± 0.0 | - |'
 
 
+def test_drive_folds_table_has_a_column_per_drive_and_the_mean(tool, tmp_path):
+    root = str(tmp_path)
+    values = {('ours', 0): (14.0, 29.0, 26.0), ('ours', 1): (15.0, 30.0, 28.0),
+              ('stock', 0): (13.0, 30.0, 29.0), ('ours', 2): (16.0, 31.0, None)}
+    for (head, seed), mious in values.items():
+        for fold, miou in zip(('0001TP', '0006R0', '0016E5'), mious):
+            if miou is None:
+                continue  # an unfinished fold: the seed's mean is left out
+            path = osp.join(root, 'camvid-drives', head, fold, f'seed{seed}', '20261206_000000')
+            os.makedirs(path)
+            with open(osp.join(path, '20261206_000000.log'), 'w') as f:
+                f.write(MMSEG_LOG.format(miou=miou))
+    os.makedirs(osp.join(root, 'camvid-drives', 'folds'))  # the lists: not a head
+    lines = [ln for ln in tool.table(root, ['camvid-drives']).splitlines()
+             if ln.startswith('| ')]
+    assert lines[0] == ('| head | seeds | mIoU, 0001TP held out | mIoU, 0006R0 held out | '
+                        'mIoU, 0016E5 held out | mIoU, mean over drives | s/iter |')
+    # per seed the mean of the three folds (23.0, 24.33), then mean ± sd
+    assert lines[1] == ('| ClusterFormer (ours) | 0,1,2 | 15.0 ± 1.0 | 30.0 ± 1.0 | '
+                        '27.0 ± 1.4 | 23.7 ± 0.9 | 0.400 ± 0.000 |')
+    assert lines[2] == '| mmseg UperNet | 0 | 13.0 | 30.0 | 29.0 | 24.0 | 0.400 ± 0.000 |'
+    args = tool.parse_args(['--tasks', 'camvid-drives', 'pennfudan', '--heads', 'ours',
+                            'swin-upernet', 'swin-mask2former'])
+    assert args.tasks == ['camvid-drives', 'pennfudan']
+
+
 def test_health_of_our_runs_joins_the_table(tool, tmp_path):
     import json
     root = str(tmp_path)
@@ -128,7 +154,7 @@ def test_cfg_options_need_a_variant_name(tool):
 HEAD_KEYS = {'bbox_head', 'panoptic_head', 'decode_head', 'auxiliary_head'}
 
 
-@pytest.mark.parametrize('task', ['seg', 'inst', 'pan', 'camvid'])
+@pytest.mark.parametrize('task', ['seg', 'inst', 'pan', 'camvid', 'camvid-drives', 'pennfudan'])
 def test_each_pair_shares_one_recipe(tool, task):
     """Ours and the stock head: the same optimizer, clipping, schedule, loop
     and data, and the same per-module learning-rate rules once the head's
@@ -166,8 +192,12 @@ def test_each_pair_shares_one_recipe(tool, task):
     assert w_ours['optimizer'] == w_stock['optimizer']
     assert w_ours.get('clip_grad') == w_stock.get('clip_grad')
     assert h_ours == h_stock
-    if task == 'inst':
+    if task in ('inst', 'pennfudan'):
         assert h_ours == {'lr_mult': 2.0}
+    for other in pair.get('others', {}).values():  # Swin: the same recipe again
+        cfg = Config.fromfile(osp.join(ROOT, other[1]))
+        assert cfg.train_dataloader == ours.train_dataloader
+        assert cfg.optim_wrapper.optimizer == ours.optim_wrapper.optimizer
 
 
 @pytest.mark.parametrize('task,demo', [('seg', 'segmentation'), ('inst', 'detection'),

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.realpath(__file__)))))
 import mmcf  # noqa: E402,F401  (registers modules, safe checkpoint loading)
 import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
+from mmcf.utils.cli import CfgOptionsAction  # noqa: E402
 from mmengine.dataset import pseudo_collate  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -56,7 +56,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='modules to measure, e.g. backbone decode_head (default: all)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the initial weights')
     parser.add_argument('--json', help='also write the figures to this JSON file')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override config settings, key=value pairs')
     args = parser.parse_args(argv)
     if args.num_images < 1 or args.batch_size < 1:

@@ -16,7 +16,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.realpath(__file__)))))
-from mmengine.config import DictAction  # noqa: E402
+from mmcf.utils.cli import CfgOptionsAction  # noqa: E402
 
 from mmcf.datasets.config_check import (FORMATS, check_data_root,  # noqa: E402
                                         check_dataset_cfg)
@@ -28,7 +28,7 @@ def parse_args(argv=None):
     parser.add_argument('root', nargs='?', help='data root (shapes layout)')
     parser.add_argument('--config', help='check the data sets of this config instead')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='with --config: override config settings, key=value pairs (as tools/train.py)')
     parser.add_argument('--format', nargs='+', choices=FORMATS, default=list(FORMATS))
     parser.add_argument('--split', nargs='+', default=['train', 'val'])
@@ -51,7 +51,9 @@ def main(argv=None) -> int:
             report = {}
             for split in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
                 if cfg.get(split) is not None:
-                    report[split] = check_dataset_cfg(cfg[split].dataset, not args.no_images)
+                    report[split] = check_dataset_cfg(
+                        cfg[split].dataset, not args.no_images,
+                        allow_outside_root=cfg.get('allow_outside_data_root', False))
         else:
             report = check_data_root(args.root, args.format, args.split,
                                      check_images=not args.no_images)

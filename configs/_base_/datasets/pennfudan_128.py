@@ -25,7 +25,7 @@ train_pipeline = [
     dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-5, 1e-5), by_mask=True),
     dict(type='PackDetInputs'),
 ]
-test_pipeline = [dict(t, scale=image_size) if t['type'] == 'Resize' else t
+test_pipeline = [dict(t, scale=image_size) if t['type'] == 'SafeResize' else t
                  for t in _base_.test_pipeline]
 train_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo,
                                      pipeline=train_pipeline))

@@ -173,6 +173,10 @@ class ClusterFormerHead(TrunkHeadMixin, BaseDecodeHead):
         if isinstance(in_channels, int) or isinstance(in_index, int):
             raise TypeError('ClusterFormerHead takes several backbone maps: in_channels and '
                             'in_index must be sequences (e.g. [96, 192, 384, 768], [0, 1, 2, 3])')
+        if len(in_channels) != len(in_index):
+            raise ValueError(f'ClusterFormerHead: in_channels {list(in_channels)} and in_index '
+                             f'{list(in_index)} must have the same length (one width per '
+                             'backbone map read)')
         kwargs.setdefault('dropout_ratio', 0.0)
         if kwargs.get('input_transform', 'multiple_select') != 'multiple_select':
             raise ValueError("ClusterFormerHead uses input_transform='multiple_select'")
