@@ -418,9 +418,11 @@ def run_case(case: Case, data: str, tmp: str) -> Outcome:
         if isinstance(e, KeyboardInterrupt):
             raise
         text = f'{type(e).__name__}: {e}'
-        if isinstance(e, SystemExit) and e.code == 2:
-            text += ' ' + _last_usage_error()
         first = ' '.join(str(e).split())[:160]
+        if isinstance(e, SystemExit) and e.code == 2:  # argparse: its message on stderr
+            usage = _last_usage_error().strip().splitlines()
+            text += ' ' + ' '.join(usage)
+            first = f'usage error: {usage[-1][:150]}' if usage else first
         if case.expected == 'refused' and all(w.lower() in text.lower() for w in case.words):
             return Outcome('refused', f'{type(e).__name__}: {first}')
         return Outcome('unclear', f'{type(e).__name__}: {first}')
