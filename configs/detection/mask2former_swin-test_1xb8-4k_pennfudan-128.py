@@ -5,15 +5,5 @@
 # mask2former_clusterformer-test_1xb8-4k_pennfudan-128.py.
 _base_ = './mask2former_clusterformer-test_1xb8-4k_pennfudan-128.py'
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SwinTransformer',
-        embed_dims=32,
-        depths=(1, 1, 2, 1),
-        num_heads=(2, 4, 8, 16),
-        patch_size=4,
-        window_size=7,
-        mlp_ratio=4,
-        drop_path_rate=0.0,  # as the `test` ClusterFormer of the demos
-        out_indices=(0, 1, 2, 3)))
+model = dict(backbone=dict(_base_.swin_backbone, _delete_=True))
+del _base_.backbone, _base_.swin_backbone  # the demos' ClusterFormer, not used here

@@ -10,16 +10,5 @@
 #       --heads ours stock mask2former swin-upernet --seeds 0 1 2
 _base_ = './upernet_clusterformer-test_1xb8-2k_camvid-96x128.py'
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SwinTransformer',
-        embed_dims=32,
-        depths=(1, 1, 2, 1),
-        num_heads=(2, 4, 8, 16),
-        patch_size=4,
-        window_size=7,
-        mlp_ratio=4,
-        drop_path_rate=0.0,  # as the `test` ClusterFormer of the demos
-        out_indices=(0, 1, 2, 3)))
-del _base_.backbone  # the demos' ClusterFormer, not used here
+model = dict(backbone=dict(_base_.swin_backbone, _delete_=True))
+del _base_.backbone, _base_.swin_backbone  # the demos' ClusterFormer, not used here

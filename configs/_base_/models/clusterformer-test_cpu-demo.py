@@ -18,6 +18,20 @@ backbone = dict(
     out_indices=(0, 1, 2, 3),
     out_centers=True,  # the heads start from the encoder's centers (Table 6f)
     drop_path_rate=0.0)
+# the backbone users would pick instead: Swin of the same widths and depths
+# (32, 64, 128, 256 channels; 1, 1, 2, 1 blocks; 2, 4, 8, 16 heads of width
+# 16; Swin's own patch 4, window 7, MLP ratio 4); mmdet and mmseg both
+# register mmcv-style `SwinTransformer`s with these arguments
+swin_backbone = dict(
+    type='SwinTransformer',
+    embed_dims=32,
+    depths=(1, 1, 2, 1),
+    num_heads=(2, 4, 8, 16),
+    patch_size=4,
+    window_size=7,
+    mlp_ratio=4,
+    drop_path_rate=0.0,  # as the `test` ClusterFormer of the demos
+    out_indices=(0, 1, 2, 3))
 # widths of the `test` arch's four outputs and its centers
 backbone_channels = [32, 64, 128, 256]
 num_encoder_centers = 16
